@@ -1,0 +1,191 @@
+"""The vanilla RNN of the lecture, its activations and initialisations, and an LSTM baseline.
+
+h_t = f(a_t),  a_t = W h_{t-1} + U x_t + b,  h_0 = 0,  y_t = V h_t + c.
+
+The recurrence runs through :class:`Recurrence`, an autograd function whose backward pass is the explicit
+backpropagation through time of the lecture (delta_k = (W^T delta_{k+1} + dL/dh_k) * f'(a_k)): it is the same
+recursion that :mod:`rnngrad.gradients` splits into per-step contributions, and it is faster than autograd over
+a Python loop because the parameter gradients are three large matrix products instead of 3T small ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A nonlinearity f with its derivative f' (written in terms of a and h = f(a)) and gamma = max |f'|."""
+
+    name: str
+    f: Callable[[torch.Tensor], torch.Tensor]
+    df: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    gamma: float
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation("tanh", torch.tanh, lambda a, h: 1.0 - h * h, 1.0),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, lambda a, h: h * (1.0 - h), 0.25),
+    "relu": Activation("relu", torch.relu, lambda a, h: (a > 0).to(a.dtype), 1.0),
+}
+INITS = ("orthogonal", "gaussian", "identity")
+MODELS = ("rnn", "lstm")
+
+
+def activation(name: str) -> Activation:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown value {name!r}; allowed: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def recurrent_init(init: str, scale: float, hidden: int, generator: torch.Generator) -> torch.Tensor:
+    """W for a recurrent initialisation of scale g (float64, so that it is exact before the model's cast).
+
+    orthogonal: W = g Q with Q Haar-orthogonal, so every singular value of W is g;
+    gaussian:   W_ij ~ N(0, g^2 / H), spectral radius about g for large H;
+    identity:   W = g I (the IRNN of Le et al. 2015 with relu).
+    """
+    if scale <= 0 or not math.isfinite(scale):
+        raise ValueError(f"scale: must be a finite number > 0, got {scale!r}")
+    if init == "orthogonal":
+        z = torch.randn(hidden, hidden, generator=generator, dtype=torch.float64)
+        q, r = torch.linalg.qr(z)
+        q = q * torch.sign(torch.diagonal(r))  # Haar measure: fix the signs of the QR factorisation
+        return scale * q
+    if init == "gaussian":
+        return torch.randn(hidden, hidden, generator=generator, dtype=torch.float64) * (scale / math.sqrt(hidden))
+    if init == "identity":
+        return scale * torch.eye(hidden, dtype=torch.float64)
+    raise ValueError(f"init: unknown value {init!r}; allowed: {list(INITS)}")
+
+
+def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * bound
+
+
+class Recurrence(torch.autograd.Function):
+    """H = [h_1..h_T] from x, W, U, b with an explicit backpropagation through time."""
+
+    @staticmethod
+    def forward(ctx, x, W, U, b, act_name: str):  # noqa: N803 - the lecture's names
+        act = ACTIVATIONS[act_name]
+        batch, steps, _ = x.shape
+        drive = torch.addmm(b, x.reshape(batch * steps, -1), U.T).reshape(batch, steps, -1)
+        states = torch.empty_like(drive)
+        h = drive.new_zeros(batch, W.shape[0])
+        for t in range(steps):
+            h = act.f(torch.addmm(drive[:, t], h, W.T))
+            states[:, t] = h
+        ctx.act_name = act_name
+        ctx.save_for_backward(x, W, drive, states)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states):
+        x, W, drive, states = ctx.saved_tensors
+        act = ACTIVATIONS[ctx.act_name]
+        batch, steps, hidden = states.shape
+        prev = torch.cat([states.new_zeros(batch, 1, hidden), states[:, :-1]], dim=1)
+        # f'(a_t) needs a_t = drive_t + W h_{t-1} only for relu; the others use h_t.
+        pre = drive + prev @ W.T if ctx.act_name == "relu" else drive
+        deriv = act.df(pre, states)
+        deltas = torch.empty_like(states)
+        carry = states.new_zeros(batch, hidden)  # dL/dh_t arriving from step t+1: W^T delta_{t+1}
+        for t in range(steps - 1, -1, -1):
+            delta = (grad_states[:, t] + carry) * deriv[:, t]
+            deltas[:, t] = delta
+            carry = delta @ W
+        flat_deltas = deltas.reshape(batch * steps, hidden)
+        grad_W = flat_deltas.T @ prev.reshape(batch * steps, hidden)
+        grad_U = flat_deltas.T @ x.reshape(batch * steps, -1)
+        grad_b = flat_deltas.sum(0)
+        return None, grad_W, grad_U, grad_b, None
+
+
+class VanillaRNN(nn.Module):
+    """The lecture's RNN with parameters named W, U, b, V, c."""
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: int,
+        n_out: int,
+        activation_name: str = "tanh",
+        init: str = "orthogonal",
+        scale: float = 1.0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.act = activation(activation_name)
+        generator = torch.Generator().manual_seed(seed)
+        self.W = nn.Parameter(recurrent_init(init, scale, hidden, generator).float())
+        # Input and output weights: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.RNN and nn.Linear.
+        self.U = nn.Parameter(_uniform((hidden, n_in), 1.0 / math.sqrt(n_in), generator).float())
+        self.b = nn.Parameter(torch.zeros(hidden))
+        self.V = nn.Parameter(_uniform((n_out, hidden), 1.0 / math.sqrt(hidden), generator).float())
+        self.c = nn.Parameter(torch.zeros(n_out))
+
+    @property
+    def hidden(self) -> int:
+        return self.W.shape[0]
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        """h_1..h_T as [batch, T, H]."""
+        return Recurrence.apply(x, self.W, self.U, self.b, self.act.name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs y_t = V h_t + c as [batch, T, O]."""
+        return self.states(x) @ self.V.T + self.c
+
+    def unroll(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-activations a_t and states h_t ([batch, T, H] each) by a plain loop that autograd can follow."""
+        h = x.new_zeros(x.shape[0], self.hidden)
+        pre, states = [], []
+        for t in range(x.shape[1]):
+            a = h @ self.W.T + x[:, t] @ self.U.T + self.b
+            h = self.act.f(a)
+            pre.append(a)
+            states.append(h)
+        return torch.stack(pre, 1), torch.stack(states, 1)
+
+
+class LSTMBaseline(nn.Module):
+    """An LSTM (torch.nn.LSTMCell, stepped in Python so that every h_k can keep its gradient)."""
+
+    def __init__(self, n_in: int, hidden: int, n_out: int, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)  # nn.LSTMCell draws its own initialisation from the global generator
+        self.cell = nn.LSTMCell(n_in, hidden)
+        self.readout = nn.Linear(hidden, n_out)
+
+    @property
+    def hidden(self) -> int:
+        return self.cell.hidden_size
+
+    def states(self, x: torch.Tensor, keep_grad: bool = False) -> list[torch.Tensor]:
+        """h_1..h_T as a list; with keep_grad each h_k retains dL/dh_k after backward."""
+        h = x.new_zeros(x.shape[0], self.hidden)
+        c = x.new_zeros(x.shape[0], self.hidden)
+        out = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+            if keep_grad:
+                h.retain_grad()
+            out.append(h)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(torch.stack(self.states(x), 1))
+
+
+def build_model(model: str, n_in: int, hidden: int, n_out: int, **rnn_kwargs) -> nn.Module:
+    if model == "rnn":
+        return VanillaRNN(n_in, hidden, n_out, **rnn_kwargs)
+    if model == "lstm":
+        return LSTMBaseline(n_in, hidden, n_out, seed=rnn_kwargs.get("seed", 0))
+    raise ValueError(f"model: unknown value {model!r}; allowed: {list(MODELS)}")
