@@ -1,0 +1,26 @@
+# Two commands for a fresh machine with Python 3.11: `make figures` and `make test`.
+# Both build the virtualenv in .venv/ from pinned files when it is missing or out of date.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: figures test report dryrun clean-results
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+figures: $(VENV)/.installed  ## run the default pipeline: datasets, training, tables, figures/
+	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
+
+report: figures  ## one self-contained HTML report of every figure with its caption
+	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --report report.html
+
+test: $(VENV)/.installed  ## the whole test suite, linters included
+	$(BIN)/pytest -q
+
+dryrun: $(VENV)/.installed
+	$(BIN)/snakemake --profile workflow/profiles/default -n

@@ -1,0 +1,32 @@
+# rnngrad: configs -> datasets -> training with gradient logging -> tidy tables -> figures and a report.
+# Every job is one `rnngrad` CLI call; see workflow/rules/*.smk and ../shared/DESIGN.md.
+import json
+
+from snakemake.utils import min_version, validate
+
+import rnngrad.config as rnngrad_config
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+rnngrad_config.check(config)
+
+RUNS = {(spec["experiment"], spec["run_id"]): spec for spec in rnngrad_config.expand(config)}
+EXPERIMENTS = sorted(config["experiments"])
+FIGURES = config["figures"]
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),

@@ -1,0 +1,96 @@
+"""``rnngrad <stage> ...``: every step of the pipeline, runnable by hand with the same arguments Snakemake uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rnngrad import config as configuration
+from rnngrad import tables, tasks
+from rnngrad.figures import figure_module
+
+
+def _spec(value: str) -> dict:
+    """A run spec given inline as JSON or as @path to a JSON file."""
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    return json.loads(text)
+
+
+def cmd_generate(args) -> None:
+    meta = tasks.generate_file(
+        args.out, args.task, args.T, args.n, args.seed, args.variant, copy_len=args.copy_len
+    )
+    print(f"wrote {args.out}: baseline loss {meta['baseline_loss']:.4f}")
+
+
+def cmd_train(args) -> None:
+    from rnngrad.train import train
+
+    status = train(_spec(args.spec), args.out_dir)
+    print(json.dumps(status, sort_keys=True))
+
+
+def cmd_tables(args) -> None:
+    for name, path in tables.write_tables(args.run_dirs, args.out_dir).items():
+        print(f"wrote {name}: {path}")
+
+
+def cmd_figure(args) -> None:
+    module = figure_module(args.name)
+    frames = tables.read_tables(args.tables_dir, module.TABLES) if module.TABLES else {}
+    module.render(frames, Path(args.out))
+    print(f"wrote {args.out} and its PDF")
+
+
+def cmd_validate(args) -> None:
+    config = configuration.load(args.config)
+    specs = configuration.expand(config)
+    print(f"{args.config}: valid; {len(specs)} runs in {len(config['experiments'])} experiments")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="rnngrad", description=__doc__)
+    stages = top.add_subparsers(dest="stage", required=True)
+
+    gen = stages.add_parser("generate", help="generate one copy or adding dataset (.npz + .json sidecar)")
+    gen.add_argument("--task", required=True, choices=tasks.TASKS)
+    gen.add_argument("--variant", required=True)
+    gen.add_argument("--T", type=int, required=True, help="sequence length parameter T")
+    gen.add_argument("--n", type=int, required=True, help="number of sequences")
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--copy-len", type=int, default=10)
+    gen.add_argument("--out", required=True)
+    gen.set_defaults(func=cmd_generate)
+
+    tr = stages.add_parser("train", help="train one run from its resolved spec")
+    tr.add_argument("--spec", required=True, help="the run spec as JSON, or @file.json")
+    tr.add_argument("--out-dir", required=True)
+    tr.set_defaults(func=cmd_train)
+
+    tab = stages.add_parser("tables", help="aggregate run directories into tidy parquet tables")
+    tab.add_argument("--out-dir", required=True)
+    tab.add_argument("run_dirs", nargs="+")
+    tab.set_defaults(func=cmd_tables)
+
+    fig = stages.add_parser("figure", help="render one figure (PNG and PDF) from an experiment's tables")
+    fig.add_argument("name")
+    fig.add_argument("--tables-dir", help="results/tables/{experiment} (figures drawn from tables only)")
+    fig.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
+    fig.set_defaults(func=cmd_figure)
+
+    val = stages.add_parser("validate", help="check a config and count its runs")
+    val.add_argument("config")
+    val.set_defaults(func=cmd_validate)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (configuration.ConfigError, tasks.DatasetError) as err:
+        print(f"rnngrad {args.stage}: {err}", file=sys.stderr)
+        return 2
+    return 0

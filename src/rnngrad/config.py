@@ -1,0 +1,196 @@
+"""Load and check a config, expand each experiment's grid into run specs, and name their files.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks types, ranges and keys; :func:`check` adds the checks
+that need more than one key at a time (a target step beyond the sequence, a figure naming a missing experiment).
+Both run before any job, in the Snakefile and in ``rnngrad validate``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rnngrad.figures import figure_module
+from rnngrad.models import ACTIVATIONS
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "seed")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key, the bad value and what is allowed."""
+
+
+def load(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Read a YAML config, validate it against the schema and the cross-key checks, return it."""
+    with open(path) as handle:
+        config = yaml.safe_load(handle)
+    validate(config, schema_path)
+    return config
+
+
+def validate(config: Any, schema_path: str | Path = SCHEMA_PATH) -> None:
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(describe_schema_error(e) for e in errors))
+    check(config)
+
+
+def describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """One line naming where the error is (dotted key path) and what the schema allows there."""
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    allowed = ""
+    if error.validator == "enum":
+        allowed = f"; allowed: {error.validator_value}"
+    elif error.validator == "additionalProperties":
+        allowed = f"; allowed keys: {sorted(error.schema.get('properties', {}))}"
+    return f"config key {where}: {error.message}{allowed}"
+
+
+def sequence_length(task: str, T: int, task_params: dict) -> int:  # noqa: N803 - T is the papers' name
+    """Number of input steps the model sees (the shortest sequence for variable lengths)."""
+    return T + 2 * task_params["copy_len"] if task == "copy" else T
+
+
+def check(config: dict) -> None:
+    """Cross-key checks the schema cannot express; raises ConfigError naming the key."""
+    if config["data"]["train_seed"] == config["data"]["test_seed"]:
+        raise ConfigError(
+            "config key data.test_seed: must differ from data.train_seed (train and test sets come from "
+            f"independent seeds), both are {config['data']['train_seed']}"
+        )
+    for name, figure_experiment in config["figures"].items():
+        try:
+            module = figure_module(name)
+        except ValueError as err:
+            raise ConfigError(f"config key figures.{name}: {err}") from err
+        if module.TABLES and figure_experiment not in config["experiments"]:
+            raise ConfigError(
+                f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
+                f"allowed: {sorted(config['experiments'])}"
+            )
+    for spec in expand(config):
+        targets = spec["targets"]
+        length = sequence_length(spec["task"], spec["T"], config["tasks"][spec["task"]])
+        for target in targets:
+            if target != "last" and target > length:
+                raise ConfigError(
+                    f"config key experiments.{spec['experiment']}.logging.targets: step {target} is beyond the "
+                    f"sequence ({spec['task']} at T={spec['T']} has {length} steps); allowed: 'last' or 1..{length}"
+                )
+
+
+def _merged(defaults: dict, override: dict | None) -> dict:
+    merged = copy.deepcopy(defaults)
+    merged.update(override or {})
+    return merged
+
+
+def _block_points(block: dict) -> list[dict]:
+    """The grid points of one block: the product of its axes (an lstm block has no activation, init or scale)."""
+    lstm = block.get("model", "rnn") == "lstm"
+    axes = {
+        "task": block["task"],
+        "T": block["T"],
+        "model": ["lstm" if lstm else "rnn"],
+        "activation": [None] if lstm else block["activation"],
+        "init": [None] if lstm else block["init"],
+        "scale": [None] if lstm else block["scale"],
+        "clip": block.get("clip", [None]),
+        "seed": block["seed"],
+    }
+    return [dict(zip(GRID_AXES, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def run_id(spec: dict) -> str:
+    """Readable run path from the grid axes, e.g. ``copy/T100/tanh/orthogonal-1.5/noclip/seed0``."""
+    arch = f"{spec['activation']}/{spec['init']}-{spec['scale']:g}" if spec["model"] == "rnn" else "lstm"
+    clip = "noclip" if spec["clip"] is None else f"clip{spec['clip']:g}"
+    return f"{spec['task']}/T{spec['T']}/{arch}/{clip}/seed{spec['seed']}"
+
+
+def label(spec: dict) -> str:
+    if spec["model"] == "lstm":
+        return "LSTM"
+    if spec["activation"] == "relu" and spec["init"] == "identity":
+        return "IRNN"
+    return f"RNN-{spec['activation']}"
+
+
+def data_path(task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
+    return f"results/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"
+
+
+def expand(config: dict) -> list[dict]:
+    """Every run of every experiment as a flat, resolved spec (all a training job needs, nothing global)."""
+    specs = []
+    for name, experiment in config["experiments"].items():
+        train = _merged(config["train"], experiment.get("train"))
+        logging = _merged(config["logging"], experiment.get("logging"))
+        seen = set()
+        for block in experiment["grid"]:
+            for point in _block_points(block):
+                task_params = config["tasks"][point["task"]]
+                spec = {
+                    "experiment": name,
+                    **point,
+                    "variant": task_params["variant"],
+                    "copy_len": task_params.get("copy_len") if point["task"] == "copy" else None,
+                    "solved_accuracy": task_params.get("solved_accuracy"),
+                    "solved_mse_fraction": task_params.get("solved_mse_fraction"),
+                    **train,
+                    "log_every": logging["every"],
+                    "log_at": sorted(logging["at"]),
+                    "log_batch": logging["log_batch"],
+                    "jacobian_samples": logging["jacobian_samples"],
+                    "targets": logging["targets"],
+                    "device": config["device"],
+                    "threads": config["threads"],
+                    "train_data": data_path(point["task"], task_params["variant"], point["T"], "train",
+                                            config["data"]["train_seed"]),
+                    "test_data": data_path(point["task"], task_params["variant"], point["T"], "test",
+                                           config["data"]["test_seed"]),
+                }
+                spec["run_id"] = run_id(spec)
+                spec["label"] = label(spec)
+                if spec["run_id"] in seen:
+                    raise ConfigError(f"config key experiments.{name}.grid: run {spec['run_id']} appears twice")
+                seen.add(spec["run_id"])
+                specs.append(spec)
+    return specs
+
+
+def datasets(config: dict) -> list[str]:
+    """Every dataset file the runs need (train and test), each once."""
+    return sorted({path for spec in expand(config) for path in (spec["train_data"], spec["test_data"])})
+
+
+def gamma(spec: dict) -> float:
+    """max |f'| of the run's activation (NaN for the LSTM)."""
+    return ACTIVATIONS[spec["activation"]].gamma if spec["model"] == "rnn" else math.nan
+
+
+def dataset_params(config: dict, path: str) -> dict:
+    """Generator arguments for a dataset path of :func:`data_path` (the Snakemake data rule's params)."""
+    parts = Path(path).parts  # results, data, task, variant, T{T}, {split}-seed{seed}.npz
+    task, variant, t_part, file_part = parts[2], parts[3], parts[4], parts[5]
+    split, seed_part = Path(file_part).stem.split("-seed")
+    params = {
+        "task": task,
+        "variant": variant,
+        "T": int(t_part[1:]),
+        "n": config["data"][f"n_{split}"],
+        "seed": int(seed_part),
+    }
+    if task == "copy":
+        params["copy_len"] = config["tasks"]["copy"]["copy_len"]
+    return params

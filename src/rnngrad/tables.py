@@ -1,0 +1,60 @@
+"""Aggregate run directories into tidy experiment tables: one row an observation, every spec field a column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from rnngrad.config import gamma
+from rnngrad.io import read_json, write_parquet
+from rnngrad.train import LOG_TABLES
+
+TABLES = ("runs", "metrics", *LOG_TABLES)
+SPEC_COLUMNS = (
+    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
+    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
+)  # fmt: skip
+
+
+def spec_columns(spec: dict) -> dict:
+    """The spec fields every table row carries (lstm: activation and init 'none', scale and clip NaN)."""
+    row = {key: spec.get(key) for key in SPEC_COLUMNS}
+    row["gamma"] = gamma(spec)
+    for key in ("activation", "init"):
+        row[key] = row[key] or "none"
+    for key in ("scale", "clip"):
+        row[key] = float("nan") if row[key] is None else float(row[key])
+    return row
+
+
+def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """One run's frames, each with the spec columns joined."""
+    run_dir = Path(run_dir)
+    spec = spec_columns(read_json(run_dir / "spec.json"))
+    status = read_json(run_dir / "status.json")
+    status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
+    frames = {"runs": pd.DataFrame([{**spec, **status}])}
+    for name in TABLES[1:]:
+        frame = pd.read_parquet(run_dir / f"{name}.parquet")
+        frames[name] = frame.assign(**spec)[[*spec, *frame.columns]]
+    return frames
+
+
+def aggregate(run_dirs: list[str | Path]) -> dict[str, pd.DataFrame]:
+    per_run = [read_run(run_dir) for run_dir in sorted(run_dirs)]
+    tables = {}
+    for name in TABLES:
+        frames = [frames[name] for frames in per_run if not frames[name].empty]
+        tables[name] = pd.concat(frames, ignore_index=True) if frames else per_run[0][name]
+    return tables
+
+
+def write_tables(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
+    """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically)."""
+    tables = aggregate(run_dirs)
+    return {name: write_parquet(Path(out_dir) / f"{name}.parquet", frame) for name, frame in tables.items()}
+
+
+def read_tables(tables_dir: str | Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(Path(tables_dir) / f"{name}.parquet") for name in names}

@@ -1,0 +1,244 @@
+"""Train one run from its resolved spec: metrics, gradient logs, checkpoints, divergence as a result.
+
+Divergence is recorded, not raised: a NaN or Inf loss or gradient ends the run with status ``diverged`` and
+every log up to that step. A run killed mid-way resumes from its last checkpoint and ends with the same numbers
+as an uninterrupted one, because the model, the optimizer and the batch sampler's generator are all restored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from rnngrad import gradients, tasks
+from rnngrad.io import atomic_write, read_json, write_json, write_parquet
+from rnngrad.losses import masked_loss, metrics
+from rnngrad.models import build_model
+
+LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
+RUN_FILES = (
+    "spec.json",
+    "metrics.parquet",
+    *(f"{name}.parquet" for name in LOG_TABLES),
+    "status.json",
+    "model_init.pt",
+    "model_final.pt",
+)
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SAMPLER_SEED_OFFSET = 1_000_003  # the batch sampler's seed, distinct from the initialisation's
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def make_optimizer(spec: dict, params) -> torch.optim.Optimizer:
+    name, lr = spec["optimizer"], spec["lr"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=spec["momentum"])
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=spec["rmsprop_alpha"])
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"optimizer: unknown value {name!r}; allowed: {list(OPTIMIZERS)}")
+
+
+def log_steps(spec: dict) -> set[int]:
+    """Steps at which gradients are logged: always 0 (before any update) and the end, plus 'every' and 'at'."""
+    steps = {0, spec["steps"], *(s for s in spec["log_at"] if s <= spec["steps"])}
+    if spec["log_every"]:
+        steps.update(range(0, spec["steps"] + 1, spec["log_every"]))
+    return steps
+
+
+def grad_norm(params) -> float:
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+
+
+def is_solved(spec: dict, final_metric: float, baseline: float) -> bool:
+    if spec["task"] == "copy":
+        return final_metric >= spec["solved_accuracy"]
+    return final_metric <= spec["solved_mse_fraction"] * baseline
+
+
+class Run:
+    """One training run: its state and the rows it has logged so far (all of which a checkpoint holds)."""
+
+    def __init__(self, spec: dict, out_dir: str | Path):
+        self.spec = spec
+        self.out_dir = Path(out_dir)
+        torch.set_num_threads(spec["threads"])
+        torch.use_deterministic_algorithms(True)
+        self.device = resolve_device(spec["device"])
+        self.dtype = getattr(torch, spec["dtype"])
+        self.train_set = self._on_device(tasks.load(spec["train_data"]))
+        self.test_set = self._on_device(tasks.load(spec["test_data"]))
+        self.baseline = float(read_json(Path(spec["test_data"]).with_suffix(".json"))["baseline_loss"])
+        log_n = min(spec["log_batch"], self.test_set[0].shape[0])
+        self.log_batch = tuple(tensor[:log_n] for tensor in self.test_set)
+        self.model = build_model(
+            spec["model"],
+            tasks.n_inputs(spec["task"]),
+            spec["hidden"],
+            tasks.n_outputs(spec["task"]),
+            activation_name=spec["activation"],
+            init=spec["init"],
+            scale=spec["scale"],
+            seed=spec["seed"],
+        ).to(device=self.device, dtype=self.dtype)
+        self.optimizer = make_optimizer(spec, self.model.parameters())
+        self.sampler = torch.Generator().manual_seed(spec["seed"] + SAMPLER_SEED_OFFSET)
+        self.step = 0
+        self.rows: list[dict] = []
+        self.logs: dict[str, list[pd.DataFrame]] = {name: [] for name in LOG_TABLES}
+        self.diverged_at: int | None = None
+
+    def _on_device(self, data: tuple) -> tuple:
+        x, y, mask = data
+        y = y.to(self.dtype) if y.is_floating_point() else y
+        return x.to(self.device, self.dtype), y.to(self.device), mask.to(self.device)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "spec": self.spec,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.get_state(),
+            "rows": self.rows,
+            "logs": self.logs,
+        }
+        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+
+    def try_resume(self) -> bool:
+        """Restore the last checkpoint of this same spec, if any; a checkpoint of another spec is ignored."""
+        if not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, weights_only=False, map_location=self.device)
+        if state["spec"] != self.spec:
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.set_state(state["sampler"])
+        self.step, self.rows, self.logs = state["step"], state["rows"], state["logs"]
+        return True
+
+    def evaluate(self) -> dict:
+        x, y, mask = self.test_set
+        with torch.no_grad():
+            outputs = self.model(x)
+            loss = float(masked_loss(self.spec["task"], outputs, y, mask))
+        row = {"step": self.step, "split": "test", "loss": loss, **metrics(self.spec["task"], outputs, y, mask)}
+        self.rows.append({**row, "grad_norm": math.nan, "clipped": False, "lr": self.spec["lr"]})
+        return row
+
+    def log_gradients(self) -> None:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            return  # the next loss is NaN/Inf: the run is about to be recorded as diverged
+        tables = gradients.log_step(
+            self.model, self.log_batch, self.spec["task"], self.spec["targets"], self.spec["jacobian_samples"]
+        )
+        for name, frame in tables.items():
+            self.logs[name].append(frame.assign(step=self.step))
+
+    def train_step(self) -> bool:
+        """One update; False when the loss or the gradient is NaN/Inf (the update is then not applied)."""
+        x, y, mask = self.train_set
+        index = torch.randint(x.shape[0], (self.spec["batch_size"],), generator=self.sampler).to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        outputs = self.model(x[index])
+        loss = masked_loss(self.spec["task"], outputs, y[index], mask[index])
+        loss.backward()
+        params = list(self.model.parameters())
+        norm = grad_norm(params)
+        clip = self.spec["clip"]
+        clipped = clip is not None and norm > clip
+        self.rows.append(
+            {
+                "step": self.step,
+                "split": "train",
+                "loss": float(loss),
+                **metrics(self.spec["task"], outputs, y[index], mask[index]),
+                "grad_norm": norm,
+                "clipped": clipped,
+                "lr": self.spec["lr"],
+            }
+        )
+        if not (math.isfinite(float(loss)) and math.isfinite(norm)):
+            return False
+        if clipped:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
+            for p in params:
+                p.grad.mul_(clip / norm)
+        self.optimizer.step()
+        return True
+
+    def run(self) -> dict:
+        """Train to the end or to divergence, writing every run file; returns status.json's content."""
+        spec = self.spec
+        write_json(self.out_dir / "spec.json", spec)
+        if not self.try_resume():
+            self._save_model("model_init.pt")
+        logged = log_steps(spec)
+        while self.step < spec["steps"]:
+            if self.step in logged:
+                self.log_gradients()
+            if self.step % spec["eval_every"] == 0:
+                self.evaluate()
+            if not self.train_step():
+                self.diverged_at = self.step
+                break
+            self.step += 1
+            if self.step % spec["checkpoint_every"] == 0 and self.step < spec["steps"]:
+                self.save_checkpoint()
+        if self.diverged_at is None:
+            self.log_gradients()
+            final = self.evaluate()
+        else:
+            final = {"loss": math.nan, "metric": math.nan, "metric_name": self.rows[-1]["metric_name"]}
+        self._save_model("model_final.pt")
+        self._write_tables()
+        status = {
+            "status": "completed" if self.diverged_at is None else "diverged",
+            "steps_done": self.step,
+            "diverged_at": self.diverged_at,
+            "final_loss": final["loss"],
+            "final_metric": final["metric"],
+            "metric_name": final["metric_name"],
+            "baseline_loss": self.baseline,
+            "solved": self.diverged_at is None and is_solved(spec, final["metric"], self.baseline),
+        }
+        write_json(self.out_dir / "status.json", status)  # last: its presence means the run is complete
+        self.checkpoint_path.unlink(missing_ok=True)
+        return status
+
+    def _save_model(self, name: str) -> None:
+        state = {key: value.detach().cpu() for key, value in self.model.state_dict().items()}
+        atomic_write(self.out_dir / name, lambda tmp: torch.save(state, tmp))
+
+    def _write_tables(self) -> None:
+        write_parquet(self.out_dir / "metrics.parquet", pd.DataFrame(self.rows))
+        for name in LOG_TABLES:
+            frames = self.logs[name]
+            frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"step": []})
+            columns = ["step", *(c for c in frame.columns if c != "step")]
+            write_parquet(self.out_dir / f"{name}.parquet", frame[columns])
+
+
+def train(spec: dict, out_dir: str | Path) -> dict:
+    """Run (or resume) one training run on the spec's datasets and write its files into out_dir."""
+    os.makedirs(out_dir, exist_ok=True)
+    return Run(spec, out_dir).run()

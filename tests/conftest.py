@@ -1,0 +1,35 @@
+"""Shared fixtures: small float64 models and batches built without any dataset file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnngrad.models import VanillaRNN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_batch(task: str, batch: int, steps: int, seed: int, input_scale: float = 1.0):
+    """Random inputs, targets and an every-step mask in the shapes tasks.load() returns (float64)."""
+    generator = torch.Generator().manual_seed(seed)
+    if task == "copy":
+        symbols = torch.randint(0, 10, (batch, steps), generator=generator)
+        x = torch.nn.functional.one_hot(symbols, 10).double() * input_scale
+        y = torch.randint(0, 10, (batch, steps), generator=generator)
+    else:
+        x = torch.rand(batch, steps, 2, generator=generator, dtype=torch.float64) * input_scale
+        y = torch.rand(batch, steps, generator=generator, dtype=torch.float64)
+    return x, y, torch.ones(batch, steps, dtype=torch.bool)
+
+
+def make_model(task: str, hidden: int, activation: str, scale: float, seed: int, init: str = "orthogonal"):
+    n_in, n_out = (10, 10) if task == "copy" else (2, 1)
+    return VanillaRNN(n_in, hidden, n_out, activation, init, scale, seed=seed).double()
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT

@@ -1,0 +1,174 @@
+"""The per-step decomposition of dL_t/dW is exact: checked against autograd in float64, term by term."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import make_batch, make_model
+
+from rnngrad import gradients
+from rnngrad.losses import step_loss
+
+
+def autograd_step_loss_grads(model, x, y, mask, task, t):
+    """dL_t/dW and dL_t/dU by autograd through the plain unrolled loop."""
+    _, states = model.unroll(x[:, :t])
+    loss = step_loss(task, states[:, t - 1] @ model.V.T + model.c, y[:, t - 1], mask[:, t - 1])
+    return torch.autograd.grad(loss, [model.W, model.U])
+
+
+def per_step_copy_grads(model, x, y, mask, task, t):
+    """Unroll with a separate copy W_k, U_k at every step: autograd's dL_t/dW_k is the term C_{t,k}."""
+    w_copies = [model.W.detach().clone().requires_grad_(True) for _ in range(t)]
+    u_copies = [model.U.detach().clone().requires_grad_(True) for _ in range(t)]
+    h = x.new_zeros(x.shape[0], model.hidden)
+    for k in range(t):
+        h = model.act.f(h @ w_copies[k].T + x[:, k] @ u_copies[k].T + model.b)
+    loss = step_loss(task, h @ model.V.T + model.c, y[:, t - 1], mask[:, t - 1])
+    grads = torch.autograd.grad(loss, w_copies + u_copies)
+    return torch.stack(grads[:t]), torch.stack(grads[t:])
+
+
+def relative_error(a, b):
+    return float((a - b).norm() / b.norm().clamp_min(1e-300))
+
+
+CASES = [
+    (task, activation, hidden, steps, seed)
+    for task in ("copy", "adding")
+    for activation in ("tanh", "sigmoid", "relu")
+    for hidden, steps in ((1, 1), (1, 12), (7, 1), (7, 15), (16, 25))
+    for seed in (0, 3)
+]
+
+
+@pytest.mark.parametrize(("task", "activation", "hidden", "steps", "seed"), CASES)
+def test_sum_of_contributions_equals_autograd(task, activation, hidden, steps, seed):
+    model = make_model(task, hidden, activation, scale=1.2, seed=seed)
+    x, y, mask = make_batch(task, batch=5, steps=steps, seed=seed + 10)
+    contrib_w, contrib_u, _ = gradients.contribution_terms(model, x, y, mask, task, steps)
+    grad_w, grad_u = autograd_step_loss_grads(model, x, y, mask, task, steps)
+    assert relative_error(contrib_w.sum(0), grad_w) < 1e-10
+    assert relative_error(contrib_u.sum(0), grad_u) < 1e-10
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("hidden", [1, 5])
+def test_every_term_equals_gradient_of_its_own_copy_of_w(activation, hidden):
+    model = make_model("adding", hidden, activation, scale=1.1, seed=4)
+    x, y, mask = make_batch("adding", batch=3, steps=9, seed=5)
+    t = 7
+    contrib_w, contrib_u, _ = gradients.contribution_terms(model, x, y, mask, "adding", t)
+    copies_w, copies_u = per_step_copy_grads(model, x, y, mask, "adding", t)
+    for k in range(t):
+        assert torch.allclose(contrib_w[k], copies_w[k], rtol=1e-10, atol=1e-14)
+        assert torch.allclose(contrib_u[k], copies_u[k], rtol=1e-10, atol=1e-14)
+    assert torch.count_nonzero(contrib_w[0]) == 0  # h_0 = 0: the first step adds nothing to dL/dW
+
+
+def test_dldh_is_the_gradient_with_respect_to_each_state():
+    model = make_model("copy", 6, "tanh", scale=0.9, seed=1)
+    x, y, mask = make_batch("copy", batch=4, steps=10, seed=2)
+    t = 10
+    _, _, dldh = gradients.contribution_terms(model, x, y, mask, "copy", t)
+    h = x.new_zeros(4, 6)
+    states = []
+    for k in range(t):
+        h = model.act.f(h @ model.W.T + x[:, k] @ model.U.T + model.b)
+        h.retain_grad()
+        states.append(h)
+    step_loss("copy", h @ model.V.T + model.c, y[:, t - 1], mask[:, t - 1]).backward()
+    expected = torch.stack([s.grad.norm(dim=1).mean() for s in states])
+    assert torch.allclose(dldh, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_step_jacobians_equal_autograd_jacobian_of_one_step(activation):
+    model = make_model("adding", 5, activation, scale=1.3, seed=2)
+    x, _, _ = make_batch("adding", batch=2, steps=6, seed=3)
+    jacobians, _ = gradients.step_jacobians(model, x)
+    _, states = model.unroll(x)
+    for sequence in range(2):
+        for j in range(1, 6):
+
+            def one_step(h_prev, sequence=sequence, j=j):
+                return model.act.f(model.W @ h_prev + model.U @ x[sequence, j] + model.b)
+
+            expected = torch.autograd.functional.jacobian(one_step, states[sequence, j - 1].detach())
+            assert torch.allclose(jacobians[sequence, j], expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
+def test_product_norms_match_dense_svd_of_the_product(scale):
+    model = make_model("adding", 6, "relu", scale=scale, seed=7)
+    x, _, _ = make_batch("adding", batch=3, steps=30, seed=8)
+    jacobians, _ = gradients.step_jacobians(model, x)
+    t = 30
+    table = gradients.product_table(jacobians, t)
+    for d in (1, 2, 10, 30):
+        product = torch.eye(6, dtype=torch.float64).expand(3, 6, 6)
+        for j in range(t - 1, t - d - 1, -1):
+            product = product @ jacobians[:, j]
+        dense = torch.linalg.svdvals(product)[:, 0]
+        row = table[table.distance == d].iloc[0]
+        assert row.product_norm == pytest.approx(float(dense.mean()), rel=1e-9)
+        assert row.log_product_norm == pytest.approx(float(dense.log().mean()), rel=1e-9, abs=1e-9)
+
+
+def test_product_norm_survives_underflow():
+    model = make_model("adding", 4, "sigmoid", scale=0.05, seed=0)
+    x, _, _ = make_batch("adding", batch=2, steps=200, seed=0)
+    jacobians, _ = gradients.step_jacobians(model, x)
+    table = gradients.product_table(jacobians, 200)
+    assert table.log_product_norm.iloc[-1] < -700  # below float64's smallest normal number, still finite
+    assert math.isfinite(table.log_product_norm.iloc[-1])
+
+
+@pytest.mark.parametrize("g", [0.8, 1.0, 1.25])
+def test_orthogonal_linear_regime_contributions_decay_as_g_to_the_distance(g):
+    """tanh near 0 is the identity, so J_j ~ W = g Q and every singular value of the product is g^(t-k):
+    ||dL_t/dh_k|| and ||C_{t,k}|| (for U, with the same input at every step) follow g^(t-k) within 1%."""
+    model = make_model("adding", 16, "tanh", scale=g, seed=1)
+    x, y, mask = make_batch("adding", batch=1, steps=21, seed=2, input_scale=1e-6)
+    x = x[:, :1].expand(1, 21, 2).contiguous()
+    frame = gradients.contributions(model, x, y, mask, "adding", 21)
+    expected = g**frame.distance
+    for column in ("dLdh_norm", "contribution_norm_U"):
+        ratio = frame[column] / frame[column][frame.distance == 0].iloc[0]
+        assert ((ratio / expected - 1).abs() < 0.01).all(), column
+
+
+def test_one_unit_ratio_between_neighbouring_steps_is_w_times_derivative():
+    """The lecture's scalar case, H = 1, one sequence, the same input at every step: going one step further back
+    multiplies dL_t/dh by w f'(a_k) and the U contribution by w f'(a_{k-1}), exactly."""
+    model = make_model("adding", 1, "tanh", scale=0.9, seed=0)
+    x, y, mask = make_batch("adding", batch=1, steps=12, seed=1)
+    x = x[:, :1].expand(1, 12, 2).contiguous()
+    pre, states = model.unroll(x)
+    _, contrib_u, dldh = gradients.contribution_terms(model, x, y, mask, "adding", 12)
+    w = float(model.W.detach())
+    deriv = model.act.df(pre, states).detach()[0, :, 0]
+    norms_u = torch.linalg.matrix_norm(contrib_u)
+    for k in range(2, 13):  # 1-based k; tensors are 0-based
+        assert float(dldh[k - 2] / dldh[k - 1]) == pytest.approx(abs(w * float(deriv[k - 1])), rel=1e-12)
+        assert float(norms_u[k - 2] / norms_u[k - 1]) == pytest.approx(abs(w * float(deriv[k - 2])), rel=1e-12)
+
+
+def test_lstm_dldh_rows_have_no_contributions():
+    from rnngrad.models import LSTMBaseline
+
+    model = LSTMBaseline(2, 4, 1, seed=0).double()
+    x, y, mask = make_batch("adding", batch=3, steps=8, seed=0)
+    tables = gradients.log_step(model, (x, y, mask), "adding", ["last"], jacobian_samples=2)
+    grads = tables["gradients"]
+    assert list(grads.k) == list(range(1, 9))
+    assert grads.contribution_norm.isna().all() and (grads.dLdh_norm > 0).all()
+    assert tables["jacobians"].empty and tables["products"].empty
+
+
+def test_resolve_targets_last_is_the_last_masked_step():
+    mask = torch.zeros(2, 10, dtype=torch.bool)
+    mask[0, 6] = mask[1, 8] = True
+    assert gradients.resolve_targets(["last", 3], mask) == [3, 9]

@@ -1,0 +1,25 @@
+# Datasets: one .npz (+ .json sidecar) per (task, variant, T, split, seed).
+
+
+rule generate:
+    output:
+        npz="results/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz",
+        meta="results/data/{task}/{variant}/T{T}/{split}-seed{seed}.json",
+    wildcard_constraints:
+        task="copy|adding",
+        split="train|test",
+        T=r"\d+",
+        seed=r"\d+",
+    params:
+        n=lambda wc: config["data"][f"n_{wc.split}"],
+        copy_len=config["tasks"]["copy"]["copy_len"],
+    log:
+        "logs/data/{task}/{variant}/T{T}/{split}-seed{seed}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {wildcards.T}"
+        " --n {params.n} --seed {wildcards.seed} --copy-len {params.copy_len} --out {output.npz}"
+        " > {log} 2>&1"

@@ -1,0 +1,29 @@
+# Tables: concatenate an experiment's runs into tidy parquet tables with every spec field as a column.
+
+TABLE_NAMES = ["runs", "metrics", "gradients", "jacobians", "products", "spectrum"]
+
+
+def experiment_run_dirs(experiment):
+    return [f"results/runs/{exp}/{run}" for exp, run in RUNS if exp == experiment]
+
+
+rule tables:
+    input:
+        lambda wc: [f"{d}/status.json" for d in experiment_run_dirs(wc.experiment)],
+    output:
+        **{
+            name: f"results/tables/{{experiment}}/{name}.parquet"
+            for name in TABLE_NAMES
+        },
+    wildcard_constraints:
+        experiment="[A-Za-z0-9_]+",
+    params:
+        run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
+    log:
+        "logs/tables/{experiment}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"

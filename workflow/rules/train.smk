@@ -1,0 +1,45 @@
+# Training: one job per run of every experiment grid; the whole resolved spec reaches the job as a param, so a
+# changed hyperparameter re-runs exactly the runs it touches.
+
+RUN_FILES = [
+    "spec.json",
+    "metrics.parquet",
+    "gradients.parquet",
+    "jacobians.parquet",
+    "products.parquet",
+    "spectrum.parquet",
+    "model_init.pt",
+    "model_final.pt",
+    "status.json",
+]
+
+
+def run_spec(wildcards):
+    return RUNS[(wildcards.experiment, wildcards.run)]
+
+
+rule train:
+    input:
+        train=lambda wc: run_spec(wc)["train_data"],
+        test=lambda wc: run_spec(wc)["test_data"],
+    output:
+        **{
+            name.replace(".", "_"): f"results/runs/{{experiment}}/{{run}}/{name}"
+            for name in RUN_FILES
+        },
+    wildcard_constraints:
+        experiment="[A-Za-z0-9_]+",
+        run=".+",
+    params:
+        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
+        out_dir=lambda wc: f"results/runs/{wc.experiment}/{wc.run}",
+    log:
+        "logs/train/{experiment}/{run}.log",
+    benchmark:
+        "benchmarks/train/{experiment}/{run}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "rnngrad train --spec '{params.spec}' --out-dir {params.out_dir} > {log} 2>&1"
