@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+export PATH := $(abspath $(BIN)):$(PATH)  # rules call the `rnngrad` CLI of this venv
 
 .PHONY: figures test report dryrun clean-results
 

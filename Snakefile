@@ -9,7 +9,10 @@ import rnngrad.config as rnngrad_config
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+if not config:  # a --configfile replaces the default config instead of being merged into it
+
+    configfile: "config/config.yaml"
+
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from rnngrad import tasks
 from rnngrad.figures import figure_module
 from rnngrad.models import ACTIVATIONS
 
@@ -79,6 +80,10 @@ def check(config: dict) -> None:
                 f"allowed: {sorted(config['experiments'])}"
             )
     for spec in expand(config):
+        try:  # the generator's own parameter checks (e.g. the shortest T each task variant allows)
+            tasks.baseline_loss(spec["task"], spec["T"], spec["variant"], spec["copy_len"] or 1)
+        except tasks.DatasetError as err:
+            raise ConfigError(f"config key experiments.{spec['experiment']}.grid: {err}") from err
         targets = spec["targets"]
         length = sequence_length(spec["task"], spec["T"], config["tasks"][spec["task"]])
         for target in targets:

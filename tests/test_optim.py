@@ -1,0 +1,56 @@
+"""Our optimizers take exactly torch.optim's steps (same formulas, float64, several steps)."""
+
+import pytest
+import torch
+
+from rnngrad.optim import ADAM_BETAS, EPS, Optimizer
+
+
+def reference(name, params, lr):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=EPS["rmsprop"])
+    return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, eps=EPS["adam"])
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam"])
+def test_steps_match_torch_optim(name):
+    generator = torch.Generator().manual_seed(0)
+    start = [
+        torch.randn(4, 3, generator=generator, dtype=torch.float64),
+        torch.randn(5, generator=generator, dtype=torch.float64),
+    ]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    theirs = [torch.nn.Parameter(t.clone()) for t in start]
+    mine, ref = Optimizer(name, ours, lr=0.01, momentum=0.9, rmsprop_alpha=0.9), reference(name, theirs, 0.01)
+    for _ in range(6):
+        grads = [torch.randn(t.shape, generator=generator, dtype=torch.float64) for t in start]
+        for p, q, g in zip(ours, theirs, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        mine.step()
+        ref.step()
+        for p, q in zip(ours, theirs, strict=True):
+            assert torch.allclose(p, q, rtol=1e-13, atol=1e-15)
+        assert not all(torch.equal(p, t) for p, t in zip(ours, start, strict=True))
+
+
+def test_state_round_trip_continues_identically():
+    p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    q = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    a, b = Optimizer("adam", [p], lr=0.1), Optimizer("adam", [q], lr=0.1)
+    p.grad = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    a.step()
+    b.load_state_dict(a.state_dict())
+    q.data.copy_(p.data)
+    for opt, param in ((a, p), (b, q)):
+        param.grad = torch.tensor([0.5, 0.5, -1.0], dtype=torch.float64)
+        opt.step()
+    assert torch.equal(p, q)
+
+
+def test_unknown_optimizer_names_the_allowed_values():
+    with pytest.raises(ValueError, match="optimizer.*allowed.*adam"):
+        Optimizer("adagrad", [], lr=0.1)
