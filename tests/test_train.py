@@ -1,0 +1,159 @@
+"""Training: determinism, divergence as a result, clipping, and resume after SIGKILL with identical metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from rnngrad import tasks
+from rnngrad.io import read_json
+from rnngrad.train import RUN_FILES, log_steps, train
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """Small adding and copy datasets, generated once for the module."""
+    root = tmp_path_factory.mktemp("data")
+    paths = {}
+    for task, variant, T in (("adding", "le", 20), ("adding", "le", 5), ("copy", "all", 5)):  # noqa: N806
+        for split, seed, n in (("train", 1, 256), ("test", 2, 64)):
+            path = root / f"{task}-T{T}-{split}.npz"
+            tasks.generate_file(path, task, T, n, seed, variant, copy_len=3)
+            paths[(task, T, split)] = str(path)
+    return paths
+
+
+def make_spec(datasets, **overrides) -> dict:
+    task = overrides.get("task", "adding")
+    T = overrides.get("T", 20 if task == "adding" else 5)  # noqa: N806
+    spec = {
+        "experiment": "test", "run_id": "r", "task": task, "variant": "le" if task == "adding" else "all",
+        "copy_len": 3 if task == "copy" else None, "T": T, "model": "rnn",
+        "activation": "tanh", "init": "orthogonal", "scale": 1.0, "clip": None, "seed": 0, "hidden": 16,
+        "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "rmsprop_alpha": 0.9, "batch_size": 16, "steps": 30,
+        "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
+        "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
+        "solved_accuracy": 0.99, "solved_mse_fraction": 0.01, "label": "RNN-tanh",
+        "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
+    }  # fmt: skip
+    spec.update(overrides)
+    return spec
+
+
+def read_run(out_dir: Path) -> dict[str, pd.DataFrame]:
+    names = ["metrics", "gradients", "jacobians", "products", "spectrum"]
+    return {name: pd.read_parquet(out_dir / f"{name}.parquet") for name in names}
+
+
+@pytest.mark.parametrize("task", ["adding", "copy"])
+def test_run_writes_every_file_and_logs_at_step_zero(datasets, tmp_path, task):
+    status = train(make_spec(datasets, task=task), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(RUN_FILES)
+    assert status["status"] == "completed" and status["steps_done"] == 30
+    frames = read_run(tmp_path)
+    assert set(frames["gradients"].step) == {0, 15, 30}
+    assert set(frames["jacobians"].step) == {0, 15, 30}
+    metrics = frames["metrics"]
+    assert list(metrics[metrics.split == "test"].step) == [0, 10, 20, 30]
+    assert (metrics[metrics.split == "train"].grad_norm > 0).all()
+    state = torch.load(tmp_path / "model_final.pt")
+    assert sorted(state) == ["U", "V", "W", "b", "c"]
+    assert not torch.equal(state["W"], torch.load(tmp_path / "model_init.pt")["W"])
+
+
+def test_same_spec_and_seed_give_identical_files(datasets, tmp_path):
+    spec = make_spec(datasets)
+    train(spec, tmp_path / "a")
+    train(spec, tmp_path / "b")
+    for name, frame in read_run(tmp_path / "a").items():
+        pd.testing.assert_frame_equal(frame, read_run(tmp_path / "b")[name], check_exact=True)
+    other = make_spec(datasets, seed=1)
+    train(other, tmp_path / "c")
+    assert not read_run(tmp_path / "a")["metrics"].equals(read_run(tmp_path / "c")["metrics"])
+
+
+def test_exploding_relu_diverges_cleanly_and_clipping_prevents_it(datasets, tmp_path):
+    """relu with W = 8 Q: finite at first (T = 5), then SGD's huge steps blow it up to Inf/NaN, which is recorded,
+    not raised; with clipping the same run stays finite."""
+    spec = make_spec(datasets, T=5, activation="relu", scale=8.0, optimizer="sgd", lr=0.1, steps=40)
+    status = train(spec, tmp_path / "free")
+    assert status["status"] == "diverged" and status["solved"] is False
+    assert 0 < status["diverged_at"] == status["steps_done"] < 40
+    metrics = pd.read_parquet(tmp_path / "free" / "metrics.parquet")
+    last = metrics[metrics.split == "train"].iloc[-1]
+    assert not (pd.notna(last.loss) and abs(last.loss) < float("inf") and abs(last.grad_norm) < float("inf"))
+    assert set(pd.read_parquet(tmp_path / "free" / "gradients.parquet").step) >= {0}
+
+    clipped = train({**spec, "clip": 1.0}, tmp_path / "clipped")
+    assert clipped["status"] == "completed"
+    train_rows = pd.read_parquet(tmp_path / "clipped" / "metrics.parquet").query("split == 'train'")
+    assert train_rows.clipped.any() and train_rows.loss.notna().all()
+
+
+def test_log_steps_always_include_start_and_end():
+    spec = {"steps": 100, "log_at": [7, 500], "log_every": 40}
+    assert log_steps(spec) == {0, 7, 40, 80, 100}
+
+
+def test_run_resumes_after_sigkill_with_identical_metrics(datasets, tmp_path):
+    """Kill a training process once it has written a checkpoint; the rerun resumes and matches a clean run."""
+    spec = make_spec(datasets, steps=400, checkpoint_every=50, eval_every=50, hidden=32)
+    train(spec, tmp_path / "clean")
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "rnngrad", "train", "--spec", json.dumps(spec), "--out-dir", str(killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), "the run ended before its first checkpoint: make it longer"
+    assert not (killed / "status.json").exists()
+    resumed_from = torch.load(checkpoint, weights_only=False)["step"]
+    assert 0 < resumed_from < 400
+    train(spec, killed)
+    assert not checkpoint.exists()
+    for name, frame in read_run(tmp_path / "clean").items():
+        pd.testing.assert_frame_equal(read_run(killed)[name], frame, check_exact=True)
+    assert read_json(killed / "status.json") == read_json(tmp_path / "clean" / "status.json")
+
+
+def test_checkpoint_of_another_spec_is_not_resumed(datasets, tmp_path):
+    spec = make_spec(datasets, steps=20)
+    train(spec, tmp_path / "a")
+    changed = {**spec, "lr": 0.02}
+    torch.save({"spec": spec, "step": 10}, tmp_path / "b.pt")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b.pt").rename(tmp_path / "b" / "checkpoint.pt")
+    status = train(changed, tmp_path / "b")
+    assert status["steps_done"] == 20
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "rmsprop", "adam"])
+def test_every_optimizer_and_model_trains(datasets, tmp_path, optimizer):
+    status = train(make_spec(datasets, optimizer=optimizer, steps=5), tmp_path / optimizer)
+    assert status["status"] == "completed"
+
+
+def test_lstm_baseline_logs_dldh(datasets, tmp_path):
+    spec = make_spec(datasets, model="lstm", activation=None, init=None, scale=None, label="LSTM", steps=5)
+    train(spec, tmp_path)
+    grads = pd.read_parquet(tmp_path / "gradients.parquet")
+    assert (grads.dLdh_norm > 0).all() and grads.contribution_norm.isna().all()
+    assert pd.read_parquet(tmp_path / "jacobians.parquet").empty
+
+
+def test_adding_training_reduces_the_loss(datasets, tmp_path):
+    status = train(make_spec(datasets, steps=150, lr=0.01), tmp_path)
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet").query("split == 'test'")
+    assert status["final_loss"] < metrics.loss.iloc[0]
