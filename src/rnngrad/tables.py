@@ -37,7 +37,8 @@ def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     frames = {"runs": pd.DataFrame([{**spec, **status}])}
     for name in TABLES[1:]:
         frame = pd.read_parquet(run_dir / f"{name}.parquet")
-        frames[name] = frame.assign(**spec)[[*spec, *frame.columns]]
+        joined = {key: value for key, value in spec.items() if key not in frame.columns}  # metrics has its own lr
+        frames[name] = frame.assign(**joined)[[*joined, *frame.columns]]
     return frames
 
 

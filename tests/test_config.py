@@ -1,0 +1,137 @@
+"""Configs: every shipped config is valid; malformed ones are rejected naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from rnngrad import config as configuration
+
+SHIPPED = ["config/config.yaml", "config/smoke.yaml", "config/paper.yaml"]
+
+
+def default() -> dict:
+    with open(ROOT / "config" / "config.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_are_valid(name):
+    config = configuration.load(ROOT / name)
+    specs = configuration.expand(config)
+    assert len({(s["experiment"], s["run_id"]) for s in specs}) == len(specs)
+
+
+def test_default_grid_spans_the_science():
+    specs = [s for s in configuration.expand(default()) if s["experiment"] == "scales"]
+    for activation in ("tanh", "sigmoid", "relu"):
+        scales = {s["scale"] for s in specs if s["activation"] == activation}
+        gamma = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0}[activation]
+        assert min(scales) * gamma < 1 < max(scales) * gamma  # from vanishing to exploding bounds
+    assert {s["task"] for s in specs} == {"copy", "adding"}
+    assert all(len({s["T"] for s in specs if s["task"] == task}) >= 2 for task in ("copy", "adding"))
+    assert len({s["seed"] for s in specs}) >= 2
+
+
+def test_run_ids_are_readable_paths():
+    spec = {"task": "copy", "T": 100, "model": "rnn", "activation": "tanh", "init": "orthogonal", "scale": 1.5,
+            "clip": None, "seed": 0}  # fmt: skip
+    assert configuration.run_id(spec) == "copy/T100/tanh/orthogonal-1.5/noclip/seed0"
+    assert configuration.run_id({**spec, "model": "lstm", "clip": 1.0}) == "copy/T100/lstm/clip1/seed0"
+
+
+def _set(path: str, value):
+    def mutate(config):
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if value is DELETE:
+            del node[last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+DELETE = object()
+SCALES = "experiments.scales.grid.0"
+
+# (mutation, words the error must contain: the key and what is allowed)
+BAD_CONFIGS = {
+    "unknown top-level key": (_set("colour", "red"), ["colour", "allowed keys"]),
+    "unknown train key": (_set("train.learning_rate", 0.1), ["train", "learning_rate"]),
+    "unknown grid axis": (_set(f"{SCALES}.depth", [2]), ["depth"]),
+    "hidden is a string": (_set("train.hidden", "32"), ["train.hidden", "integer"]),
+    "hidden zero": (_set("train.hidden", 0), ["train.hidden", "minimum"]),
+    "negative lr": (_set("train.lr", -0.1), ["train.lr"]),
+    "steps zero": (_set("train.steps", 0), ["train.steps"]),
+    "batch size float": (_set("train.batch_size", 3.5), ["train.batch_size"]),
+    "unknown optimizer": (_set("train.optimizer", "adagrad"), ["train.optimizer", "adam"]),
+    "unknown dtype": (_set("train.dtype", "float16"), ["train.dtype", "float64"]),
+    "unknown device": (_set("device", "tpu"), ["device", "cuda"]),
+    "threads zero": (_set("threads", 0), ["threads"]),
+    "unknown activation": (_set(f"{SCALES}.activation", ["gelu"]), ["activation", "sigmoid"]),
+    "unknown init": (_set(f"{SCALES}.init", ["xavier"]), ["init", "orthogonal"]),
+    "unknown task": (_set(f"{SCALES}.task", ["parity"]), ["task", "adding"]),
+    "scale zero": (_set(f"{SCALES}.scale", [0.0, 1.0]), ["scale"]),
+    "negative scale": (_set(f"{SCALES}.scale", [-1.0]), ["scale"]),
+    "empty scale axis": (_set(f"{SCALES}.scale", []), ["scale"]),
+    "duplicate scales": (_set(f"{SCALES}.scale", [1.0, 1.0]), ["scale", "unique"]),
+    "duplicate seeds": (_set(f"{SCALES}.seed", [0, 0]), ["seed", "unique"]),
+    "T zero": (_set(f"{SCALES}.T", [0]), ["T"]),
+    "T not a list": (_set(f"{SCALES}.T", 10), ["T", "array"]),
+    "missing seed axis": (_set(f"{SCALES}.seed", DELETE), ["seed"]),
+    "rnn block without activation": (_set(f"{SCALES}.activation", DELETE), ["activation"]),
+    "empty grid": (_set("experiments.scales.grid", []), ["experiments.scales.grid"]),
+    "no experiments": (_set("experiments", {}), ["experiments"]),
+    "missing train section": (_set("train", DELETE), ["train"]),
+    "missing data section": (_set("data", DELETE), ["data"]),
+    "copy_len zero": (_set("tasks.copy.copy_len", 0), ["tasks.copy.copy_len"]),
+    "copy_len too large": (_set("tasks.copy.copy_len", 1000), ["tasks.copy.copy_len"]),
+    "unknown copy variant": (_set("tasks.copy.variant", "some"), ["tasks.copy.variant", "copied"]),
+    "unknown adding variant": (_set("tasks.adding.variant", "gers"), ["tasks.adding.variant", "hochreiter"]),
+    "hochreiter needs T >= 20": (_set("tasks.adding.variant", "hochreiter"), ["lengths", "T=5", ">= 20"]),
+    "clip zero": (_set("experiments.clipping.grid.0.clip", [0.0]), ["clip"]),
+    "negative clip": (_set("experiments.clipping.grid.0.clip", [-1.0, None]), ["clip"]),
+    "target beyond the sequence": (_set("logging.targets", [500]), ["logging.targets", "beyond", "allowed"]),
+    "target zero": (_set("logging.targets", [0]), ["logging.targets"]),
+    "unknown figure": (_set("figures.spaghetti", "scales"), ["figures.spaghetti", "unknown figure"]),
+    "figure of a missing experiment": (_set("figures.contributions", "nope"), ["figures.contributions", "nope"]),
+    "same train and test seed": (_set("data.test_seed", 1), ["data.test_seed", "train_seed"]),
+    "n_train zero": (_set("data.n_train", 0), ["data.n_train"]),
+    "lstm block with activation": (
+        _set("experiments.baselines.grid.2.activation", ["tanh"]),
+        ["baselines.grid.2"],
+    ),
+    "solved accuracy above 1": (_set("tasks.copy.solved_accuracy", 1.5), ["tasks.copy.solved_accuracy"]),
+    "experiment name with a slash": (_set("experiments.a/b", {"grid": []}), ["experiments", "a/b"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_malformed_config_is_rejected_naming_the_key(case):
+    mutate, words = BAD_CONFIGS[case]
+    config = default()
+    mutate(config)
+    with pytest.raises(configuration.ConfigError) as error:
+        configuration.validate(config)
+    message = str(error.value)
+    for word in words:
+        assert word in message, f"{case}: {word!r} missing from: {message}"
+
+
+def test_at_least_thirty_bad_configs_are_tried():
+    assert len(BAD_CONFIGS) >= 30
+
+
+def test_config_is_not_mutated_by_expansion():
+    config = default()
+    before = copy.deepcopy(config)
+    configuration.expand(config)
+    assert config == before

@@ -1,0 +1,154 @@
+"""The real Snakemake pipeline on config/smoke.yaml in a temporary directory, plus dry runs, lint and format."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+
+from rnngrad import config as configuration
+from rnngrad.train import RUN_FILES
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+WORKFLOW = ["Snakefile", "workflow", "config", "src"]
+
+
+def copy_workflow(target: Path) -> Path:
+    for name in WORKFLOW:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2", *args]
+    result = subprocess.run(command, cwd=workdir, env=ENV, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Path:
+    """The whole smoke pipeline, run once for every test here."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(workdir, "--configfile", "config/smoke.yaml")
+    return workdir
+
+
+def smoke_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_renders_every_figure(smoke):
+    for figure in smoke_config()["figures"]:
+        png, pdf = smoke / "figures" / f"{figure}.png", smoke / "figures" / f"{figure}.pdf"
+        assert png.stat().st_size > 10_000, figure
+        assert pdf.stat().st_size > 5_000, figure
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_writes_every_run_file_and_tidy_tables(smoke):
+    config = smoke_config()
+    specs = configuration.expand(config)
+    for spec in specs:
+        run_dir = smoke / "results" / "runs" / spec["experiment"] / spec["run_id"]
+        assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
+        assert 0 in set(pd.read_parquet(run_dir / "gradients.parquet").step)
+    for experiment in config["experiments"]:
+        tables = smoke / "results" / "tables" / experiment
+        runs = pd.read_parquet(tables / "runs.parquet")
+        assert len(runs) == sum(s["experiment"] == experiment for s in specs)
+        gradients = pd.read_parquet(tables / "gradients.parquet")
+        assert {"run_id", "activation", "scale", "T", "seed", "step", "k", "contribution_norm"} <= set(gradients)
+        assert set(gradients.run_id) == set(runs.run_id)
+        metrics = pd.read_parquet(tables / "metrics.parquet")
+        assert len(metrics) > len(runs) and set(metrics.split) == {"train", "test"}
+
+
+@pytest.mark.slow
+def test_nothing_to_do_on_a_rerun(smoke):
+    result = snakemake(smoke, "--configfile", "config/smoke.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_changed_hyperparameter_reruns_exactly_its_runs(smoke, tmp_path):
+    config = smoke_config()
+    config["experiments"]["clipping"]["train"]["lr"] = 0.02
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(smoke, "--configfile", str(changed), "--list-changes", "params")
+    listed = {Path(line.strip()) for line in result.stdout.splitlines() if line.strip().startswith("results/")}
+    expected = {
+        Path("results/runs/clipping") / spec["run_id"] / name
+        for spec in configuration.expand(config)
+        if spec["experiment"] == "clipping"
+        for name in RUN_FILES
+    }
+    assert listed == expected
+
+
+@pytest.mark.slow
+def test_report_builds_offline(smoke):
+    snakemake(smoke, "--configfile", "config/smoke.yaml", "--report", "report.html")
+    html = (smoke / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "contributions" in html
+
+
+@pytest.mark.slow
+def test_figure_rule_depends_only_on_its_module_and_tables(smoke):
+    """Touching one figure's module re-renders that figure and nothing else."""
+    (smoke / "src" / "rnngrad" / "figures" / "saturation.py").touch()
+    result = snakemake(smoke, "--configfile", "config/smoke.yaml", "-n", "--quiet", "rules")
+    jobs = [line.split()[0] for line in result.stdout.splitlines() if line.strip().startswith(("figure_", "train"))]
+    assert jobs == ["figure_saturation"]
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = smoke_config()
+    config["train"]["learning_rate"] = 0.1
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "learning_rate" in result.stderr + result.stdout
+    assert not (workdir / "results").exists()
+
+
+def test_default_config_plans(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    result = snakemake(workdir, "-n", "--quiet", "rules")
+    assert "train" in result.stdout and "figure_contributions" in result.stdout
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    result = subprocess.run(
+        [str(BIN / "snakemake"), "--lint", "--configfile", "config/smoke.yaml"],
+        cwd=workdir, env=ENV, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefmt_and_ruff_are_clean():
+    for command in (
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"],
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "ruff"), "format", "--check", "."],
+    ):
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}{result.stderr}"
