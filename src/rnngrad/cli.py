@@ -19,9 +19,7 @@ def _spec(value: str) -> dict:
 
 
 def cmd_generate(args) -> None:
-    meta = tasks.generate_file(
-        args.out, args.task, args.T, args.n, args.seed, args.variant, copy_len=args.copy_len
-    )
+    meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, copy_len=args.copy_len)
     print(f"wrote {args.out}: baseline loss {meta['baseline_loss']:.4f}")
 
 

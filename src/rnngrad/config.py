@@ -160,10 +160,12 @@ def expand(config: dict) -> list[dict]:
                     "targets": logging["targets"],
                     "device": config["device"],
                     "threads": config["threads"],
-                    "train_data": data_path(point["task"], task_params["variant"], point["T"], "train",
-                                            config["data"]["train_seed"]),
-                    "test_data": data_path(point["task"], task_params["variant"], point["T"], "test",
-                                           config["data"]["test_seed"]),
+                    "train_data": data_path(
+                        point["task"], task_params["variant"], point["T"], "train", config["data"]["train_seed"]
+                    ),
+                    "test_data": data_path(
+                        point["task"], task_params["variant"], point["T"], "test", config["data"]["test_seed"]
+                    ),
                 }
                 spec["run_id"] = run_id(spec)
                 spec["label"] = label(spec)

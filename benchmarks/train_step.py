@@ -1,0 +1,120 @@
+"""Speed of one training step and of gradient logging, measured in one run (ratios, not absolute timings).
+
+    python benchmarks/train_step.py [--hidden 128 --batch 64 --steps 100 --repeats 20] [--device cuda]
+
+Reports, at H=128, B=64, T=100 on 1 thread by default:
+- ms per training step (forward + backward + Adam) of rnngrad's VanillaRNN (explicit BPTT backward) and of
+  torch.nn.RNN (its fused recurrence), for tanh and relu, and their ratio;
+- achieved GFLOP/s of the step against a large float32 matmul measured in the same run;
+- the cost of gradient logging: contributions only, and contributions + Jacobian spectra, at every step, and the
+  default cadence (step 0 and the end of a 300-step run), as ratios to a plain step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+
+from rnngrad.gradients import contributions, log_step
+from rnngrad.losses import masked_loss
+from rnngrad.models import VanillaRNN
+from rnngrad.optim import Optimizer
+
+
+class TorchRNN(torch.nn.Module):
+    """torch.nn.RNN with the same shapes and readout, as the reference."""
+
+    def __init__(self, n_in, hidden, n_out, nonlinearity):
+        super().__init__()
+        self.rnn = torch.nn.RNN(n_in, hidden, nonlinearity=nonlinearity, batch_first=True)
+        self.readout = torch.nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        return self.readout(self.rnn(x)[0])
+
+
+def best_ms(fn, repeats: int) -> float:
+    """Median of `repeats` timings after two warm-up calls (robust to a noisy shared machine)."""
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return 1000 * times[len(times) // 2]
+
+
+def step_fn(model, x, y, mask, device):
+    optimizer = Optimizer("adam", model.parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad()
+        masked_loss("copy", model(x), y, mask).backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=100, help="sequence length T")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    H, B, T, D, O = args.hidden, args.batch, args.steps, 10, 10  # noqa: N806, E741 - the usual names
+    generator = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.one_hot(torch.randint(0, D, (B, T), generator=generator), D).float().to(device)
+    y = torch.randint(0, O, (B, T), generator=generator).to(device)
+    mask = torch.ones(B, T, dtype=torch.bool, device=device)
+    log_batch = (x[:16], y[:16], mask[:16])  # the default log_batch
+    batch64 = (x[:16].double(), y[:16], mask[:16])
+    flops = 3 * 2 * B * T * (H * H + H * D + H * O)  # forward, and backward at twice the forward
+
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    matmul_ms = best_ms(lambda: (a @ b, torch.cuda.synchronize() if device.type == "cuda" else None), 5)
+    peak = 2 * n**3 / matmul_ms / 1e6
+
+    rows = []
+    for act in ("tanh", "relu"):
+        ours = VanillaRNN(D, H, O, act, "orthogonal", 1.0, seed=0).to(device)
+        theirs = TorchRNN(D, H, O, act).to(device)
+        ours_ms = best_ms(step_fn(ours, x, y, mask, device), args.repeats)
+        theirs_ms = best_ms(step_fn(theirs, x, y, mask, device), args.repeats)
+        ours64 = copy.deepcopy(ours).double()
+        contributions_ms = best_ms(lambda m=ours64: contributions(m, *batch64, "copy", T), 5)
+        full_ms = best_ms(lambda m=ours: log_step(m, log_batch, "copy", ["last"], 4), 3)
+        rows.append(
+            {
+                "activation": act,
+                "rnngrad_ms": round(ours_ms, 2),
+                "torch_nn_rnn_ms": round(theirs_ms, 2),
+                "speedup_vs_torch": round(theirs_ms / ours_ms, 3),
+                "rnngrad_gflops": round(flops / ours_ms / 1e6, 2),
+                "torch_gflops": round(flops / theirs_ms / 1e6, 2),
+                "matmul_gflops": round(peak, 1),
+                "log_contributions_every_step_ratio": round((ours_ms + contributions_ms) / ours_ms, 3),
+                "log_all_every_step_ratio": round((ours_ms + full_ms) / ours_ms, 3),
+                "log_default_cadence_ratio": round((300 * ours_ms + 2 * full_ms) / (300 * ours_ms), 3),
+                "log_contributions_ms": round(contributions_ms, 2),
+                "log_all_ms": round(full_ms, 2),
+            }
+        )
+    print(json.dumps({"H": H, "B": B, "T": T, "threads": args.threads, "device": str(device), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
