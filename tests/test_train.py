@@ -157,3 +157,15 @@ def test_adding_training_reduces_the_loss(datasets, tmp_path):
     status = train(make_spec(datasets, steps=150, lr=0.01), tmp_path)
     metrics = pd.read_parquet(tmp_path / "metrics.parquet").query("split == 'test'")
     assert status["final_loss"] < metrics.loss.iloc[0]
+
+
+def test_modified_run_file_is_detected_with_the_fix(datasets, tmp_path):
+    from rnngrad.tables import RunFileError, read_run
+
+    train(make_spec(datasets, steps=5), tmp_path)
+    assert len(read_run(tmp_path)["runs"]) == 1
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    metrics.loc[0, "loss"] = 0.0
+    metrics.to_parquet(tmp_path / "metrics.parquet")
+    with pytest.raises(RunFileError, match="metrics.parquet.*delete .* and rerun snakemake"):
+        read_run(tmp_path)

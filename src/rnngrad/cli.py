@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (configuration.ConfigError, tasks.DatasetError) as err:
+    except (configuration.ConfigError, tasks.DatasetError, tables.RunFileError) as err:
         print(f"rnngrad {args.stage}: {err}", file=sys.stderr)
         return 2
     return 0

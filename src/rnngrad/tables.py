@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnngrad.config import gamma
-from rnngrad.io import read_json, write_parquet
+from rnngrad.io import file_sha256, read_json, write_parquet
 from rnngrad.train import LOG_TABLES
 
 TABLES = ("runs", "metrics", *LOG_TABLES)
@@ -28,11 +28,26 @@ def spec_columns(spec: dict) -> dict:
     return row
 
 
+class RunFileError(ValueError):
+    """A run file that differs from what its run wrote (edited, truncated or replaced)."""
+
+
+def verify_run(run_dir: Path, status: dict) -> None:
+    for name, expected in status["sha256"].items():
+        if not (run_dir / name).exists() or file_sha256(run_dir / name) != expected:
+            raise RunFileError(
+                f"{run_dir / name} is missing or differs from what its run wrote (sha256 in status.json); "
+                f"delete {run_dir} and rerun snakemake to retrain it"
+            )
+
+
 def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """One run's frames, each with the spec columns joined."""
+    """One run's frames, each with the spec columns joined, after checking every file's sha256."""
     run_dir = Path(run_dir)
-    spec = spec_columns(read_json(run_dir / "spec.json"))
     status = read_json(run_dir / "status.json")
+    verify_run(run_dir, status)
+    status.pop("sha256")
+    spec = spec_columns(read_json(run_dir / "spec.json"))
     status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
     frames = {"runs": pd.DataFrame([{**spec, **status}])}
     for name in TABLES[1:]:

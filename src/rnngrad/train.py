@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from rnngrad import gradients, tasks
-from rnngrad.io import atomic_write, read_json, write_json, write_parquet
+from rnngrad.io import atomic_write, file_sha256, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import build_model
 from rnngrad.optim import Optimizer
@@ -46,6 +46,12 @@ def log_steps(spec: dict) -> set[int]:
     if spec["log_every"]:
         steps.update(range(0, spec["steps"] + 1, spec["log_every"]))
     return steps
+
+
+def save_torch(obj, path: Path) -> None:
+    """torch.save through a file object: the archive then holds no file name, so equal states give equal bytes."""
+    with open(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def grad_norm(params) -> float:
@@ -113,7 +119,7 @@ class Run:
             "rows": self.rows,
             "logs": self.logs,
         }
-        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+        atomic_write(self.checkpoint_path, lambda tmp: save_torch(state, tmp))
 
     def try_resume(self) -> bool:
         """Restore the last checkpoint of this same spec, if any; a checkpoint of another spec is ignored."""
@@ -211,6 +217,7 @@ class Run:
             "metric_name": final["metric_name"],
             "baseline_loss": self.baseline,
             "solved": self.diverged_at is None and is_solved(spec, final["metric"], self.baseline),
+            "sha256": {name: file_sha256(self.out_dir / name) for name in RUN_FILES if name != "status.json"},
         }
         write_json(self.out_dir / "status.json", status)  # last: its presence means the run is complete
         self.checkpoint_path.unlink(missing_ok=True)
@@ -218,7 +225,7 @@ class Run:
 
     def _save_model(self, name: str) -> None:
         state = {key: value.detach().cpu() for key, value in self.model.state_dict().items()}
-        atomic_write(self.out_dir / name, lambda tmp: torch.save(state, tmp))
+        atomic_write(self.out_dir / name, lambda tmp: save_torch(state, tmp))
 
     def _write_tables(self) -> None:
         write_parquet(self.out_dir / "metrics.parquet", pd.DataFrame(self.rows))
