@@ -9,17 +9,18 @@ import rnngrad.config as rnngrad_config
 min_version("9.0")
 
 
-if not config:  # a --configfile replaces the default config instead of being merged into it
+# A --configfile replaces the default config instead of being merged into it.
+if not config:
 
     configfile: "config/config.yaml"
-
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
 rnngrad_config.check(config)
 
-RUNS = {(spec["experiment"], spec["run_id"]): spec for spec in rnngrad_config.expand(config)}
-EXPERIMENTS = sorted(config["experiments"])
+RUNS = {
+    (spec["experiment"], spec["run_id"]): spec for spec in rnngrad_config.expand(config)
+}
 FIGURES = config["figures"]
 
 

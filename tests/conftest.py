@@ -10,6 +10,7 @@ import torch
 from rnngrad.models import VanillaRNN
 
 ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)  # small matrices: one thread is many times faster on a shared 2-core machine
 
 
 def make_batch(task: str, batch: int, steps: int, seed: int, input_scale: float = 1.0):

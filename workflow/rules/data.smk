@@ -5,20 +5,20 @@ rule generate:
     output:
         npz="results/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz",
         meta="results/data/{task}/{variant}/T{T}/{split}-seed{seed}.json",
+    log:
+        "logs/data/{task}/{variant}/T{T}/{split}-seed{seed}.log",
     wildcard_constraints:
         task="copy|adding",
         split="train|test",
         T=r"\d+",
         seed=r"\d+",
-    params:
-        n=lambda wc: config["data"][f"n_{wc.split}"],
-        copy_len=config["tasks"]["copy"]["copy_len"],
-    log:
-        "logs/data/{task}/{variant}/T{T}/{split}-seed{seed}.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        n=lambda wc: config["data"][f"n_{wc.split}"],
+        copy_len=config["tasks"]["copy"]["copy_len"],
     shell:
         "rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {wildcards.T}"
         " --n {params.n} --seed {wildcards.seed} --copy-len {params.copy_len} --out {output.npz}"

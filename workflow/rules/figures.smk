@@ -1,5 +1,5 @@
-# Figures: one rule per figure named in the config; each depends only on the tables it draws and on its own
-# module, so changing one figure's code re-renders that figure alone.
+# Figures: one rule per figure named in the config; each depends only on the tables it draws, its own module and
+# the shared style, so changing one figure's code re-renders that figure alone.
 from rnngrad.figures import figure_module
 
 for figure_name, figure_experiment in FIGURES.items():
@@ -9,7 +9,11 @@ for figure_name, figure_experiment in FIGURES.items():
         name:
             f"figure_{figure_name}"
         input:
-            code=f"src/rnngrad/figures/{figure_name}.py",
+            code=[
+                f"src/rnngrad/figures/{figure_name}.py",
+                "src/rnngrad/figures/common.py",
+                "src/rnngrad/figures/style.py",
+            ],
             tables=[
                 f"results/tables/{figure_experiment}/{table}.parquet"
                 for table in figure_tables
@@ -21,16 +25,18 @@ for figure_name, figure_experiment in FIGURES.items():
                 category="Figures",
             ),
             pdf=f"figures/{figure_name}.pdf",
-        params:
-            name=figure_name,
-            tables_dir=(
-                f"--tables-dir results/tables/{figure_experiment}" if figure_tables else ""
-            ),
         log:
             f"logs/figures/{figure_name}.log",
         threads: 1
         resources:
             mem_mb=2000,
             runtime=10,
+        params:
+            name=figure_name,
+            tables_dir=(
+                f"--tables-dir results/tables/{figure_experiment}"
+                if figure_tables
+                else ""
+            ),
         shell:
             "rnngrad figure {params.name} {params.tables_dir} --out {output.png} > {log} 2>&1"

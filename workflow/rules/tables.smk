@@ -15,15 +15,15 @@ rule tables:
             name: f"results/tables/{{experiment}}/{name}.parquet"
             for name in TABLE_NAMES
         },
-    wildcard_constraints:
-        experiment="[A-Za-z0-9_]+",
-    params:
-        run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
     log:
         "logs/tables/{experiment}.log",
+    wildcard_constraints:
+        experiment="[A-Za-z0-9_]+",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
     shell:
         "rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"

@@ -27,19 +27,19 @@ rule train:
             name.replace(".", "_"): f"results/runs/{{experiment}}/{{run}}/{name}"
             for name in RUN_FILES
         },
-    wildcard_constraints:
-        experiment="[A-Za-z0-9_]+",
-        run=".+",
-    params:
-        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
-        out_dir=lambda wc: f"results/runs/{wc.experiment}/{wc.run}",
     log:
         "logs/train/{experiment}/{run}.log",
     benchmark:
         "benchmarks/train/{experiment}/{run}.tsv"
+    wildcard_constraints:
+        experiment="[A-Za-z0-9_]+",
+        run=".+",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
+        out_dir=lambda wc: f"results/runs/{wc.experiment}/{wc.run}",
     shell:
         "rnngrad train --spec '{params.spec}' --out-dir {params.out_dir} > {log} 2>&1"

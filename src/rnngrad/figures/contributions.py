@@ -1,0 +1,76 @@
+"""How much each earlier step k adds to the gradient of the loss at step t: ||C_{t,k}||_F against the distance
+t - k, on a log axis, per activation and recurrent scale, at initialisation and after training.
+
+A straight line on the log axis is an exponential; its slope is the per-step rate that the bound
+(gamma sigma_max(W))^(t-k) caps (Pascanu et al. 2013, eq. 7): below 1 the far past stops counting (vanishing),
+above 1 it swamps the near past (exploding)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from rnngrad.figures import common, style
+
+TABLES: tuple[str, ...] = ("runs", "gradients")
+
+XLABEL = "distance $t-k$ (steps)"
+YLABEL = r"$\|C_{t,k}\|_F$"
+TITLE = "gradient contributions by distance"
+
+
+def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
+    style.apply()
+    runs, gradients = tables["runs"], tables["gradients"]
+    lstm_runs = gradients.loc[gradients["model"] == "lstm", "run_id"].nunique()
+    rnn = gradients[gradients["model"] == "rnn"]
+    if rnn.empty:
+        common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
+        return
+    data = common.last_target(common.longest_T(common.with_stage(common.with_outcome(rnn, runs))))
+    data = data.assign(series=common.scale_key(data), setting=common.setting_label(data))
+    palette = common.scale_palette(data)
+    activations = common.ordered_activations(data)
+    rows = [(setting, stage) for setting in common.setting_order(data) for stage in common.STAGES]
+    rows = [(se, st) for se, st in rows if ((data["setting"] == se) & (data["stage"] == st)).any()]
+
+    fig, axes = plt.subplots(
+        len(rows),
+        len(activations),
+        figsize=(common.WIDTH, 0.9 + 1.9 * len(rows)),
+        sharex="row",
+        sharey="row",
+        squeeze=False,
+        layout="constrained",
+    )
+    dropped = []
+    for r, (setting, stage) in enumerate(rows):
+        for c, act in enumerate(activations):
+            ax = axes[r, c]
+            here = data[(data["setting"] == setting) & (data["stage"] == stage) & (data["activation"] == act)]
+            dropped.append(common.run_lines(ax, here, "distance", "contribution_norm", "series", palette))
+            ax.set_title(act if r == 0 else "", fontsize=9)
+            ax.set_xlabel(XLABEL if r == len(rows) - 1 else "")
+            ax.set_ylabel(f"{setting}\n{common.STAGE_SHORT[stage]}\n{YLABEL}" if c == 0 else "")
+    dropped = pd.concat(dropped, ignore_index=True)
+    common.readable_log_ticks(axes)
+    at_k1 = (dropped["k"] == 1) & (dropped["contribution_norm"] == 0)
+    notes = [
+        common.describe_dropped(
+            "C_t,1 (exactly 0 because h_0 = 0)", common.count_dropped(dropped[at_k1], "contribution_norm")
+        ),
+        common.describe_dropped(
+            "other contributions", common.count_dropped(dropped[~at_k1], "contribution_norm"), "NaN/+Inf at top"
+        ),
+        f"{lstm_runs} LSTM run(s) not drawn (no W-contributions)." if lstm_runs else "",
+        f"Each task at its longest T; the last target step t of each run; {common.STAGE_SHORT[common.STAGE_TRAINED]}"
+        " = the run's last logged step.",
+    ]
+    handles = common.palette_handles(palette) + common.outcome_handles(data)
+    if not common.at_top(dropped, "contribution_norm").empty:
+        handles.append(common.nonfinite_handle())
+    common.legend(fig, handles)
+    common.footnote(fig, notes)
+    style.save(fig, out_path)

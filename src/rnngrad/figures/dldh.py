@@ -1,0 +1,66 @@
+"""The gradient reaching each hidden state: mean ||dL_t/dh_k|| against k, for RNN-tanh, RNN-relu, IRNN and LSTM,
+at initialisation and after training, on a log axis (in the style of Arjovsky et al. 2016, Fig. 4).
+
+Read from the right (k = t, where the loss is) to the left: a line that falls steeply means that early inputs
+hardly reach the gradient (vanishing); a flat one means they do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from rnngrad.figures import common, style
+
+TABLES: tuple[str, ...] = ("runs", "gradients")
+
+XLABEL = "time step $k$ of the hidden state $h_k$"
+YLABEL = r"mean $\|\partial L_t / \partial h_k\|$"
+TITLE = "gradient norm reaching each hidden state"
+
+
+def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
+    style.apply()
+    runs, gradients = tables["runs"], tables["gradients"]
+    if gradients.empty:
+        common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
+        return
+    data = common.last_target(common.with_stage(common.with_outcome(gradients, runs)))
+    data = data.assign(setting=common.setting_label(data))
+    palette = common.model_palette(common.label_order(data["label"]))
+    settings = common.setting_order(data)
+    stages = [s for s in common.STAGES if (data["stage"] == s).any()]
+
+    fig, axes = plt.subplots(
+        len(settings),
+        len(stages),
+        figsize=(common.WIDTH, 1.0 + 2.6 * len(settings)),
+        sharex="row",
+        sharey="row",
+        squeeze=False,
+        layout="constrained",
+    )
+    dropped = []
+    for r, setting in enumerate(settings):
+        for c, stage in enumerate(stages):
+            ax = axes[r, c]
+            here = data[(data["setting"] == setting) & (data["stage"] == stage)]
+            dropped.append(common.run_lines(ax, here, "k", "dLdh_norm", "label", palette))
+            ax.set_title(f"{setting} · {stage}", fontsize=9)
+            ax.set_xlabel(XLABEL if r == len(settings) - 1 else "")
+            ax.set_ylabel(YLABEL if c == 0 else "")
+    dropped = pd.concat(dropped, ignore_index=True)
+    common.readable_log_ticks(axes)
+    handles = common.palette_handles(palette) + common.outcome_handles(data)
+    if not common.at_top(dropped, "dLdh_norm").empty:
+        handles.append(common.nonfinite_handle())
+    common.legend(fig, handles)
+    common.footnote(
+        fig,
+        [
+            "t is each run's last target step (the last loss step); one line per run (seed).",
+            common.describe_dropped("the gradient norm", common.count_dropped(dropped, "dLdh_norm"), "NaN/+Inf at top"),
+        ],
+    )
+    style.save(fig, out_path)
