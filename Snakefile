@@ -34,3 +34,4 @@ rule all:
     default_target: True
     input:
         expand("figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+        "results/summary.md",

@@ -80,6 +80,13 @@ def test_smoke_pipeline_writes_every_run_file_and_tidy_tables(smoke):
 
 
 @pytest.mark.slow
+def test_summary_puts_fitted_rates_beside_theory(smoke):
+    text = (smoke / "results" / "summary.md").read_text()
+    assert "Fitted rates against theory" in text and "| scales " in text
+    assert "0 violations" in text  # no measured product norm exceeds (gamma sigma_max)^d
+
+
+@pytest.mark.slow
 def test_nothing_to_do_on_a_rerun(smoke):
     result = snakemake(smoke, "--configfile", "config/smoke.yaml", "-n")
     assert "Nothing to be done" in result.stdout + result.stderr

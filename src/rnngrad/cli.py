@@ -42,6 +42,12 @@ def cmd_figure(args) -> None:
     print(f"wrote {args.out} and its PDF")
 
 
+def cmd_summary(args) -> None:
+    from rnngrad.summary import write_summary
+
+    print(f"wrote {write_summary(args.tables_dirs, args.out)}")
+
+
 def cmd_validate(args) -> None:
     config = configuration.load(args.config)
     specs = configuration.expand(config)
@@ -77,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     fig.add_argument("--tables-dir", help="results/tables/{experiment} (figures drawn from tables only)")
     fig.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
     fig.set_defaults(func=cmd_figure)
+
+    summ = stages.add_parser("summary", help="markdown summary: regimes, outcomes, fitted rates vs theory")
+    summ.add_argument("--out", required=True)
+    summ.add_argument("tables_dirs", nargs="+", help="results/tables/{experiment} folders")
+    summ.set_defaults(func=cmd_summary)
 
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")

@@ -21,6 +21,10 @@ from rnngrad.figures import figure_module
 from rnngrad.models import ACTIVATIONS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SPEC_COLUMNS = (  # the spec fields every table row carries
+    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
+    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
+)  # fmt: skip
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "seed")
 
 

@@ -6,15 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnngrad.config import gamma
+from rnngrad.config import SPEC_COLUMNS, gamma
 from rnngrad.io import file_sha256, read_json, write_parquet
 from rnngrad.train import LOG_TABLES
 
 TABLES = ("runs", "metrics", *LOG_TABLES)
-SPEC_COLUMNS = (
-    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
-    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
-)  # fmt: skip
 
 
 def spec_columns(spec: dict) -> dict:

@@ -17,32 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnngrad.config import SPEC_COLUMNS
+
 # Fits use norms inside [FIT_FLOOR, FIT_CEILING]: well inside float32's normal range (1.2e-38 .. 3.4e38), so
 # that neither float32 underflow/denormals nor overflow of a float32 model bends the fitted line.
 FIT_FLOOR = 1e-30
 FIT_CEILING = 1e30
-
-# The spec columns of the table contract (CONTRACTS.md): every table carries them on every row.
-SPEC_COLUMNS = (
-    "experiment",
-    "run_id",
-    "task",
-    "variant",
-    "T",
-    "model",
-    "activation",
-    "init",
-    "scale",
-    "clip",
-    "seed",
-    "hidden",
-    "optimizer",
-    "lr",
-    "batch_size",
-    "steps",
-    "gamma",
-    "label",
-)
 
 
 # ------------------------------------------------------------------------------------------------------------

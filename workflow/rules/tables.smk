@@ -27,3 +27,26 @@ rule tables:
         run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
     shell:
         "rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        expand(
+            "results/tables/{experiment}/{table}.parquet",
+            experiment=config["experiments"],
+            table=["runs", "products", "gradients", "spectrum"],
+        ),
+    output:
+        "results/summary.md",
+    log:
+        "logs/summary.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        tables_dirs=expand(
+            "results/tables/{experiment}", experiment=config["experiments"]
+        ),
+    shell:
+        "rnngrad summary --out {output} {params.tables_dirs} > {log} 2>&1"
