@@ -159,3 +159,15 @@ def test_snakefmt_and_ruff_are_clean():
     ):
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}{result.stderr}"
+
+
+def test_every_configured_figure_has_a_rule_a_caption_and_a_readme_line(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    rules = subprocess.run(
+        [str(BIN / "snakemake"), "--list-rules"], cwd=workdir, env=ENV, capture_output=True, text=True, check=True
+    ).stdout.split()
+    figures_readme = (ROOT / "figures" / "README.md").read_text()
+    for name in yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["figures"]:
+        assert f"figure_{name}" in rules
+        assert (ROOT / "workflow" / "report" / f"{name}.rst").read_text().strip()
+        assert f"| `{name}` |" in figures_readme
