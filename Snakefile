@@ -34,4 +34,5 @@ rule all:
     default_target: True
     input:
         expand("figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+        "figures/manifest.json",
         "results/summary.md",

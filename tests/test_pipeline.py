@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -171,3 +173,44 @@ def test_every_configured_figure_has_a_rule_a_caption_and_a_readme_line(tmp_path
         assert f"figure_{name}" in rules
         assert (ROOT / "workflow" / "report" / f"{name}.rst").read_text().strip()
         assert f"| `{name}` |" in figures_readme
+
+
+def read_tables(workdir: Path) -> dict[str, pd.DataFrame]:
+    return {path.relative_to(workdir).as_posix(): pd.read_parquet(path) for path in workdir.glob("results/tables/*/*")}
+
+
+@pytest.mark.slow
+def test_killed_workflow_reruns_to_the_same_outputs(smoke, tmp_path):
+    """SIGKILL the whole workflow while runs are training; the rerun completes and every table equals those of
+    the uninterrupted smoke run, exactly; no half-written file is left under a final name."""
+    workdir = copy_workflow(tmp_path)
+    command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2"]
+    command += ["--configfile", "config/smoke.yaml"]
+    process = subprocess.Popen(
+        command, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while not list(workdir.glob("results/runs/*/*/*/*/*/*/*/status.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "results" / "summary.md").exists(), "the workflow ended before it was killed"
+    snakemake(workdir, "--configfile", "config/smoke.yaml")
+    clean, resumed = read_tables(smoke), read_tables(workdir)
+    assert sorted(resumed) == sorted(clean)
+    for name, frame in clean.items():
+        pd.testing.assert_frame_equal(resumed[name], frame, check_exact=True, obj=name)
+    for name in smoke_config()["figures"]:
+        assert (workdir / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_manifest_lists_every_figure_with_the_config_hash(smoke):
+    from rnngrad.io import file_sha256, read_json
+    from rnngrad.manifest import config_sha256
+
+    manifest = read_json(smoke / "figures" / "manifest.json")
+    assert manifest["config_sha256"] == config_sha256(smoke_config())
+    assert sorted(manifest["figures"]) == sorted(smoke_config()["figures"])
+    for name, entry in manifest["figures"].items():
+        assert entry["png"] == file_sha256(smoke / "figures" / f"{name}.png")

@@ -48,6 +48,14 @@ def cmd_summary(args) -> None:
     print(f"wrote {write_summary(args.tables_dirs, args.out)}")
 
 
+def cmd_manifest(args) -> None:
+    from rnngrad.manifest import write_manifest
+
+    figures = dict(item.split("=", 1) for item in args.figures)
+    write_manifest(args.out, args.config_sha256, {k: v or None for k, v in figures.items()}, Path(args.out).parent)
+    print(f"wrote {args.out}")
+
+
 def cmd_validate(args) -> None:
     config = configuration.load(args.config)
     specs = configuration.expand(config)
@@ -88,6 +96,12 @@ def parser() -> argparse.ArgumentParser:
     summ.add_argument("--out", required=True)
     summ.add_argument("tables_dirs", nargs="+", help="results/tables/{experiment} folders")
     summ.set_defaults(func=cmd_summary)
+
+    man = stages.add_parser("manifest", help="list every figure with its sha256 and the config hash")
+    man.add_argument("--config-sha256", required=True)
+    man.add_argument("--out", required=True, help="figures/manifest.json (figures are read beside it)")
+    man.add_argument("figures", nargs="+", help="name=experiment (empty experiment for theory figures)")
+    man.set_defaults(func=cmd_manifest)
 
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")

@@ -1,6 +1,7 @@
 # Figures: one rule per figure named in the config; each depends only on the tables it draws, its own module and
 # the shared style, so changing one figure's code re-renders that figure alone.
 from rnngrad.figures import figure_module
+from rnngrad.manifest import config_sha256
 
 for figure_name, figure_experiment in FIGURES.items():
     figure_tables = figure_module(figure_name).TABLES
@@ -40,3 +41,21 @@ for figure_name, figure_experiment in FIGURES.items():
             ),
         shell:
             "rnngrad figure {params.name} {params.tables_dir} --out {output.png} > {log} 2>&1"
+
+
+rule manifest:
+    input:
+        expand("figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+    output:
+        "figures/manifest.json",
+    log:
+        "logs/figures/manifest.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config_sha256=config_sha256(config),
+        figures=[f"{name}={experiment or ''}" for name, experiment in FIGURES.items()],
+    shell:
+        "rnngrad manifest --config-sha256 {params.config_sha256} --out {output} {params.figures} > {log} 2>&1"
