@@ -74,6 +74,8 @@ class Run:
         self.device = resolve_device(spec["device"])
         if self.device.type == "cuda":
             # CPU kernels used here are deterministic already; the switch costs ~2 s of imports per job.
+            # cuBLAS needs a fixed workspace to be deterministic (set before its first call).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         self.dtype = getattr(torch, spec["dtype"])
         self.train_set = self._on_device(tasks.load(spec["train_data"]))
