@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)  # rules call the `rnngrad` CLI of this
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,slurm]'
 	touch $@
 
 figures: $(VENV)/.installed  ## run the default pipeline: datasets, training, tables, figures/

@@ -18,10 +18,15 @@ def run_spec(wildcards):
     return RUNS[(wildcards.experiment, wildcards.run)]
 
 
+def run_data(wildcards):
+    """The run's train and test datasets (one input function: Snakemake inspects each one per job)."""
+    spec = run_spec(wildcards)
+    return {"train": spec["train_data"], "test": spec["test_data"]}
+
+
 rule train:
     input:
-        train=lambda wc: run_spec(wc)["train_data"],
-        test=lambda wc: run_spec(wc)["test_data"],
+        unpack(run_data),
     output:
         **{
             name.replace(".", "_"): f"results/runs/{{experiment}}/{{run}}/{name}"
@@ -40,6 +45,6 @@ rule train:
         runtime=60,
     params:
         spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
-        out_dir=lambda wc: f"results/runs/{wc.experiment}/{wc.run}",
+        out_dir="results/runs/{experiment}/{run}",
     shell:
         "rnngrad train --spec '{params.spec}' --out-dir {params.out_dir} > {log} 2>&1"
