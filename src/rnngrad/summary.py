@@ -39,9 +39,12 @@ def regime(rate: float) -> str:
     return "vanishing" if rate < -REGIME_TOLERANCE else "exploding" if rate > REGIME_TOLERANCE else "marginal"
 
 
-def rates_vs_theory(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def rates_vs_theory(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFrame:
     """Median over seeds and lengths, at step 0, of the fitted rates beside ln(gamma g) and the QR exponent."""
-    rates = decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    rates = pd.concat(
+        [decay_rate_table(t["products"], t["gradients"], t["runs"], t["spectrum"]) for t in per_experiment],
+        ignore_index=True,
+    )
     start = rates[rates.step == 0]
     table = start.groupby(GROUP, dropna=False, as_index=False).agg(
         runs=("run_id", "nunique"),
@@ -69,8 +72,11 @@ def summarise(tables_dirs: list[str | Path]) -> str:
     """The markdown summary of every experiment's tables."""
     per_experiment = [read_tables(d, SUMMARY_TABLES) for d in tables_dirs]
     tables = {name: pd.concat([t[name] for t in per_experiment], ignore_index=True) for name in SUMMARY_TABLES}
-    rates = rates_vs_theory(tables)
-    violations = check_bound(tables["products"], tables["spectrum"], tables["runs"])
+    # run ids repeat across experiments: theory's per-run functions get one experiment at a time
+    rates = rates_vs_theory(per_experiment)
+    violations = pd.concat(
+        [check_bound(t["products"], t["spectrum"], t["runs"]) for t in per_experiment], ignore_index=True
+    )
     rnn_runs = tables["runs"][tables["runs"].model == "rnn"]
     lines = [
         "# rnngrad summary",
