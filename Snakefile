@@ -8,6 +8,10 @@ import rnngrad.config as rnngrad_config
 
 min_version("9.0")
 
+# Jobs run `python -m rnngrad` from this checkout's src/, so the same command works in the venv, in an activated
+# conda env, and in each rule's own env under --use-conda (which has the dependencies, not the package).
+shell.prefix(f"set -euo pipefail; export PYTHONPATH='{workflow.basedir}/src'; ")
+
 
 # A --configfile replaces the default config instead of being merged into it.
 if not config:
@@ -24,6 +28,7 @@ RUNS = {
 FIGURES = config["figures"]
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"

@@ -37,7 +37,7 @@ def job_count(output: str) -> int:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        for name in ("Snakefile", "workflow", "config", "src"):
+        for name in ("Snakefile", "workflow", "config", "src", "environment.yml"):
             source = ROOT / name
             copy = shutil.copytree if source.is_dir() else shutil.copy2
             copy(source, Path(scratch) / name)

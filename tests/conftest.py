@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from rnngrad.models import VanillaRNN
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ["Snakefile", "workflow", "config", "src", "environment.yml"]  # what a workflow run reads
 torch.set_num_threads(1)  # small matrices: one thread is many times faster on a shared 2-core machine
 
 
@@ -34,3 +36,15 @@ def make_model(task: str, hidden: int, activation: str, scale: float, seed: int,
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+def copy_workflow(target: Path) -> Path:
+    """The workflow's files (src/ too: the figure rules take their modules as inputs) copied into target."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, target / name)
+    return target

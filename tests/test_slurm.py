@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_workflow
 
 pytestmark = pytest.mark.slurm
 
@@ -68,15 +69,6 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run([*prefix, str(SCRIPTS / "down.sh"), str(run_dir)], timeout=120)
 
 
-def _copy_workflow(dest: Path) -> Path:
-    """The files the workflow reads: Snakefile, rules, schema, profiles, configs and (as rule inputs) src."""
-    dest.mkdir()
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    for name in ("workflow", "config", "src"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    return dest
-
-
 def _snakemake(workdir: Path, *args: str) -> str:
     cmd = ["timeout", "-s", "KILL", str(TIMEOUT_S), str(VENV_BIN / "snakemake")]
     return _run([*cmd, "--configfile", "config/smoke.yaml", "--cores", "2", *args, *TARGETS], cwd=workdir)
@@ -97,7 +89,7 @@ def _files(root: Path) -> set[Path]:
 
 
 def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
-    cluster = _copy_workflow(tmp_path / "cluster")
+    cluster = copy_workflow(tmp_path / "cluster")
     log = _snakemake(cluster, "--profile", "workflow/profiles/slurm", *SLURM_FLAGS)
 
     # Every job that is not a local rule ran as a SLURM job of this workflow run and completed.
@@ -109,7 +101,7 @@ def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
     )
     assert ran == _submitted_jobs(log) and ran["train"] > 0
 
-    local = _copy_workflow(tmp_path / "local")
+    local = copy_workflow(tmp_path / "local")
     _snakemake(local)
     assert _files(cluster) == _files(local)
     metrics = sorted((cluster / "results" / "runs").rglob("metrics.parquet"))

@@ -17,8 +17,7 @@ import jsonschema
 import yaml
 
 from rnngrad import tasks
-from rnngrad.figures import figure_module
-from rnngrad.models import ACTIVATIONS
+from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 SPEC_COLUMNS = (  # the spec fields every table row carries
@@ -75,10 +74,10 @@ def check(config: dict) -> None:
         )
     for name, figure_experiment in config["figures"].items():
         try:
-            module = figure_module(name)
+            tables = figure_tables(name)
         except ValueError as err:
             raise ConfigError(f"config key figures.{name}: {err}") from err
-        if module.TABLES and figure_experiment not in config["experiments"]:
+        if tables and figure_experiment not in config["experiments"]:
             raise ConfigError(
                 f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
                 f"allowed: {sorted(config['experiments'])}"
@@ -187,6 +186,8 @@ def datasets(config: dict) -> list[str]:
 
 def gamma(spec: dict) -> float:
     """max |f'| of the run's activation (NaN for the LSTM)."""
+    from rnngrad.models import ACTIVATIONS  # here: the Snakefile imports this module, torch costs seconds
+
     return ACTIVATIONS[spec["activation"]].gamma if spec["model"] == "rnn" else math.nan
 
 

@@ -144,10 +144,11 @@ class VanillaRNN(nn.Module):
 
     def unroll(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-activations a_t and states h_t ([batch, T, H] each) by a plain loop that autograd can follow."""
+        drive = x @ self.U.T + self.b  # U x_t + b for every step at once
         h = x.new_zeros(x.shape[0], self.hidden)
         pre, states = [], []
         for t in range(x.shape[1]):
-            a = h @ self.W.T + x[:, t] @ self.U.T + self.b
+            a = torch.addmm(drive[:, t], h, self.W.T)
             h = self.act.f(a)
             pre.append(a)
             states.append(h)

@@ -23,12 +23,15 @@ import zipfile
 import zlib
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from rnngrad import __version__
 from rnngrad.io import atomic_write, read_json, write_json
+
+if TYPE_CHECKING:
+    import torch
 
 TASKS = ("copy", "adding")
 VARIANTS = {"copy": ("all", "copied"), "adding": ("le", "hochreiter")}
@@ -155,6 +158,8 @@ def load(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     adding: inputs (value, marker) [n, L, 2], zeros after a sequence's end; targets float32 [n, L] holding the
     target at the loss position and 0 elsewhere.
     """
+    import torch  # here, not at the top: the Snakefile imports this module and torch costs seconds
+
     arrays, sidecar = _read(Path(path))
     mask = torch.from_numpy(arrays["mask"])
     if sidecar["task"] == "copy":

@@ -12,6 +12,8 @@ rule generate:
         split="train|test",
         T=r"\d+",
         seed=r"\d+",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -20,6 +22,6 @@ rule generate:
         n=lambda wc: config["data"][f"n_{wc.split}"],
         copy_len=config["tasks"]["copy"]["copy_len"],
     shell:
-        "rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {wildcards.T}"
+        "python -m rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {wildcards.T}"
         " --n {params.n} --seed {wildcards.seed} --copy-len {params.copy_len} --out {output.npz}"
         " > {log} 2>&1"

@@ -1,10 +1,10 @@
 # Figures: one rule per figure named in the config; each depends only on the tables it draws, its own module and
 # the shared style, so changing one figure's code re-renders that figure alone.
-from rnngrad.figures import figure_module
+from rnngrad.figures import figure_tables
 from rnngrad.manifest import config_sha256
 
 for figure_name, figure_experiment in FIGURES.items():
-    figure_tables = figure_module(figure_name).TABLES
+    tables_drawn = figure_tables(figure_name)
 
     rule:
         name:
@@ -17,7 +17,7 @@ for figure_name, figure_experiment in FIGURES.items():
             ],
             tables=[
                 f"results/tables/{figure_experiment}/{table}.parquet"
-                for table in figure_tables
+                for table in tables_drawn
             ],
         output:
             png=report(
@@ -28,6 +28,8 @@ for figure_name, figure_experiment in FIGURES.items():
             pdf=f"figures/{figure_name}.pdf",
         log:
             f"logs/figures/{figure_name}.log",
+        conda:
+            "../../environment.yml"
         threads: 1
         resources:
             mem_mb=2000,
@@ -36,11 +38,11 @@ for figure_name, figure_experiment in FIGURES.items():
             name=figure_name,
             tables_dir=(
                 f"--tables-dir results/tables/{figure_experiment}"
-                if figure_tables
+                if tables_drawn
                 else ""
             ),
         shell:
-            "rnngrad figure {params.name} {params.tables_dir} --out {output.png} > {log} 2>&1"
+            "python -m rnngrad figure {params.name} {params.tables_dir} --out {output.png} > {log} 2>&1"
 
 
 rule manifest:
@@ -50,6 +52,8 @@ rule manifest:
         "figures/manifest.json",
     log:
         "logs/figures/manifest.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=500,
@@ -58,4 +62,4 @@ rule manifest:
         config_sha256=config_sha256(config),
         figures=[f"{name}={experiment or ''}" for name, experiment in FIGURES.items()],
     shell:
-        "rnngrad manifest --config-sha256 {params.config_sha256} --out {output} {params.figures} > {log} 2>&1"
+        "python -m rnngrad manifest --config-sha256 {params.config_sha256} --out {output} {params.figures} > {log} 2>&1"

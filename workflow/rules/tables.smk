@@ -1,11 +1,5 @@
 # Tables: concatenate an experiment's runs into tidy parquet tables with every spec field as a column.
 
-TABLE_NAMES = ["runs", "metrics", "gradients", "jacobians", "products", "spectrum"]
-
-
-def experiment_run_dirs(experiment):
-    return [f"results/runs/{exp}/{run}" for exp, run in RUNS if exp == experiment]
-
 
 rule tables:
     input:
@@ -19,6 +13,8 @@ rule tables:
         "logs/tables/{experiment}.log",
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -26,7 +22,7 @@ rule tables:
     params:
         run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
     shell:
-        "rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"
+        "python -m rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"
 
 
 rule summary:
@@ -40,6 +36,8 @@ rule summary:
         "results/summary.md",
     log:
         "logs/summary.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -49,4 +47,4 @@ rule summary:
             "results/tables/{experiment}", experiment=config["experiments"]
         ),
     shell:
-        "rnngrad summary --out {output} {params.tables_dirs} > {log} 2>&1"
+        "python -m rnngrad summary --out {output} {params.tables_dirs} > {log} 2>&1"

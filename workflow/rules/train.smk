@@ -1,28 +1,6 @@
 # Training: one job per run of every experiment grid; the whole resolved spec reaches the job as a param, so a
 # changed hyperparameter re-runs exactly the runs it touches.
 
-RUN_FILES = [
-    "spec.json",
-    "metrics.parquet",
-    "gradients.parquet",
-    "jacobians.parquet",
-    "products.parquet",
-    "spectrum.parquet",
-    "model_init.pt",
-    "model_final.pt",
-    "status.json",
-]
-
-
-def run_spec(wildcards):
-    return RUNS[(wildcards.experiment, wildcards.run)]
-
-
-def run_data(wildcards):
-    """The run's train and test datasets (one input function: Snakemake inspects each one per job)."""
-    spec = run_spec(wildcards)
-    return {"train": spec["train_data"], "test": spec["test_data"]}
-
 
 rule train:
     input:
@@ -39,6 +17,8 @@ rule train:
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
         run=".+",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -47,4 +27,4 @@ rule train:
         spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
         out_dir="results/runs/{experiment}/{run}",
     shell:
-        "rnngrad train --spec '{params.spec}' --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m rnngrad train --spec '{params.spec}' --out-dir {params.out_dir} > {log} 2>&1"

@@ -4,7 +4,9 @@ same figure as PDF beside it."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 
@@ -17,3 +19,23 @@ def figure_module(name: str) -> ModuleType:
     if not hasattr(module, "render"):
         raise ValueError(f"figures: {name!r} is not a figure module")
     return module
+
+
+def figure_tables(name: str) -> tuple[str, ...]:
+    """A figure module's ``TABLES``, read from its source without importing it.
+
+    The Snakefile needs every figure's tables to wire its rule; importing the modules would pull matplotlib and
+    seaborn (seconds) into every Snakemake start, and every cluster job starts Snakemake anew.
+    """
+    path = Path(__file__).with_name(f"{name}.py")
+    if not name.isidentifier() or not path.exists():
+        raise ValueError(f"figures: unknown figure {name!r}")
+    for node in ast.parse(path.read_text()).body:
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
+        if isinstance(target, ast.Name) and target.id == "TABLES":
+            return tuple(ast.literal_eval(node.value))
+    raise ValueError(f"figures: {name!r} is not a figure module (no TABLES)")
