@@ -146,10 +146,10 @@ def test_one_unit_ratio_between_neighbouring_steps_is_w_times_derivative():
     model = make_model("adding", 1, "tanh", scale=0.9, seed=0)
     x, y, mask = make_batch("adding", batch=1, steps=12, seed=1)
     x = x[:, :1].expand(1, 12, 2).contiguous()
-    pre, states = model.unroll(x)
+    _, states = model.unroll(x)
     _, contrib_u, dldh = gradients.contribution_terms(model, x, y, mask, "adding", 12)
     w = float(model.W.detach())
-    deriv = model.act.df(pre, states).detach()[0, :, 0]
+    deriv = model.act.df(states).detach()[0, :, 0]
     norms_u = torch.linalg.matrix_norm(contrib_u)
     for k in range(2, 13):  # 1-based k; tensors are 0-based
         assert float(dldh[k - 2] / dldh[k - 1]) == pytest.approx(abs(w * float(deriv[k - 1])), rel=1e-12)

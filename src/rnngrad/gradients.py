@@ -41,12 +41,12 @@ def contribution_terms(model: VanillaRNN, x, targets, mask, task: str, t: int) -
     """C_{t,k} for W ([t, H, H]) and for U ([t, H, D]) and mean ||dL_t/dh_k|| ([t]), k = 1..t ascending,
     by the explicit backward recursion."""
     with torch.no_grad():
-        pre, states = model.unroll(x[:, :t])
+        _, states = model.unroll(x[:, :t])
     h_t = states[:, t - 1].clone().requires_grad_(True)
     loss_t = step_loss(task, h_t @ model.V.T + model.c, targets[:, t - 1], mask[:, t - 1])
     (grad_h,) = torch.autograd.grad(loss_t, h_t)  # dL_t/dh_t through the readout
     with torch.no_grad():
-        deriv = model.act.df(pre, states)
+        deriv = model.act.df(states)
         prev = torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], dim=1)
         deltas, dldh_norms = [], []
         for k in range(t, 0, -1):  # k = t, t-1, ..., 1
@@ -93,8 +93,8 @@ def lstm_dldh(model: LSTMBaseline, x, targets, mask, task: str, t: int) -> pd.Da
 def step_jacobians(model: VanillaRNN, x) -> tuple[torch.Tensor, torch.Tensor]:
     """J_j = diag(f'(a_j)) W for every sequence and step: [S, T, H, H], and f'(a) as [S, T, H]."""
     with torch.no_grad():
-        pre, states = model.unroll(x)
-        deriv = model.act.df(pre, states)
+        _, states = model.unroll(x)
+        deriv = model.act.df(states)
         return deriv[..., :, None] * model.W, deriv
 
 

@@ -20,18 +20,22 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Activation:
-    """A nonlinearity f with its derivative f' (written in terms of a and h = f(a)) and gamma = max |f'|."""
+    """A nonlinearity f with its derivative f' and gamma = max |f'|.
+
+    f' is written in terms of h = f(a), exactly for all three (relu: h > 0 iff a > 0), so the backward pass
+    needs only the states it already keeps.
+    """
 
     name: str
     f: Callable[[torch.Tensor], torch.Tensor]
-    df: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    df: Callable[[torch.Tensor], torch.Tensor]
     gamma: float
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", torch.tanh, lambda a, h: 1.0 - h * h, 1.0),
-    "sigmoid": Activation("sigmoid", torch.sigmoid, lambda a, h: h * (1.0 - h), 0.25),
-    "relu": Activation("relu", torch.relu, lambda a, h: (a > 0).to(a.dtype), 1.0),
+    "tanh": Activation("tanh", torch.tanh, lambda h: 1.0 - h * h, 1.0),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, lambda h: h * (1.0 - h), 0.25),
+    "relu": Activation("relu", torch.relu, lambda h: (h > 0).to(h.dtype), 1.0),
 }
 INITS = ("orthogonal", "gaussian", "identity")
 MODELS = ("rnn", "lstm")
@@ -82,18 +86,16 @@ class Recurrence(torch.autograd.Function):
             h = act.f(torch.addmm(drive[:, t], h, W.T))
             states[:, t] = h
         ctx.act_name = act_name
-        ctx.save_for_backward(x, W, drive, states)
+        ctx.save_for_backward(x, W, states)
         return states
 
     @staticmethod
     def backward(ctx, grad_states):
-        x, W, drive, states = ctx.saved_tensors
+        x, W, states = ctx.saved_tensors
         act = ACTIVATIONS[ctx.act_name]
         batch, steps, hidden = states.shape
         prev = torch.cat([states.new_zeros(batch, 1, hidden), states[:, :-1]], dim=1)
-        # f'(a_t) needs a_t = drive_t + W h_{t-1} only for relu; the others use h_t.
-        pre = drive + prev @ W.T if ctx.act_name == "relu" else drive
-        deriv = act.df(pre, states)
+        deriv = act.df(states)
         deltas = torch.empty_like(states)
         carry = states.new_zeros(batch, hidden)  # dL/dh_t arriving from step t+1: W^T delta_{t+1}
         for t in range(steps - 1, -1, -1):

@@ -27,7 +27,7 @@ def curves(points: int = 801) -> pd.DataFrame:
     for name in style.ACTIVATION_ORDER:
         act = ACTIVATIONS[name]
         h = act.f(a)
-        for quantity, value in (("f(a)", h), ("f'(a)", act.df(a, h))):
+        for quantity, value in (("f(a)", h), ("f'(a)", act.df(h))):
             frames.append(pd.DataFrame({"activation": name, "a": a.numpy(), "quantity": quantity, "value": value}))
     return pd.concat(frames, ignore_index=True)
 
