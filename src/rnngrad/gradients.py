@@ -48,16 +48,17 @@ def contribution_terms(model: VanillaRNN, x, targets, mask, task: str, t: int) -
     with torch.no_grad():
         deriv = model.act.df(states)
         prev = torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], dim=1)
-        deltas, dldh_norms = [], []
+        grads_h, deltas = [], []
         for k in range(t, 0, -1):  # k = t, t-1, ..., 1
-            dldh_norms.append(grad_h.norm(dim=1).mean())
+            grads_h.append(grad_h)
             delta = grad_h * deriv[:, k - 1]  # delta_{t,k} = dL_t/dh_k * f'(a_k)
             deltas.append(delta)
             grad_h = delta @ model.W  # dL_t/dh_{k-1} = W^T delta_{t,k}
         deltas = torch.stack(deltas[::-1], 0)  # [t, batch, H]
+        dldh_norms = torch.stack(grads_h[::-1], 0).norm(dim=2).mean(1)
         contrib_w = torch.einsum("kbi,kbj->kij", deltas, prev.transpose(0, 1))
         contrib_u = torch.einsum("kbi,kbj->kij", deltas, x[:, :t].transpose(0, 1))
-    return contrib_w, contrib_u, torch.stack(dldh_norms[::-1])
+    return contrib_w, contrib_u, dldh_norms
 
 
 def _gradient_frame(t: int, contribution_norm, contribution_norm_u, dldh_norm) -> pd.DataFrame:
