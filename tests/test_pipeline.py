@@ -212,3 +212,23 @@ def test_manifest_lists_every_figure_with_the_config_hash(smoke):
     assert sorted(manifest["figures"]) == sorted(smoke_config()["figures"])
     for name, entry in manifest["figures"].items():
         assert entry["png"] == file_sha256(smoke / "figures" / f"{name}.png")
+
+
+@pytest.mark.slow
+def test_tables_killed_while_writing_leave_no_half_written_file(smoke, tmp_path):
+    """SIGKILL `rnngrad tables` at a spread of moments: every table present afterwards is complete and equal to
+    the finished one (atomic rename), and the rerun writes them all."""
+    specs = [s for s in configuration.expand(smoke_config()) if s["experiment"] == "scales"]
+    run_dirs = [str(smoke / "results" / "runs" / "scales" / s["run_id"]) for s in specs]
+    finished = {p.name: pd.read_parquet(p) for p in (smoke / "results" / "tables" / "scales").glob("*.parquet")}
+    out = tmp_path / "tables"
+    command = [sys.executable, "-m", "rnngrad", "tables", "--out-dir", str(out), *run_dirs]
+    for delay in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
+        process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        for path in out.glob("*.parquet"):
+            pd.testing.assert_frame_equal(pd.read_parquet(path), finished[path.name], check_exact=True)
+    subprocess.run(command, env=ENV, check=True, capture_output=True)
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(finished)
