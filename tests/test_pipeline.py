@@ -15,8 +15,8 @@ import yaml
 from conftest import ROOT, copy_workflow
 
 from rnngrad import config as configuration
+from rnngrad.config import RUN_FILES
 from rnngrad.figures import figure_module, figure_tables
-from rnngrad.train import RUN_FILES
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}

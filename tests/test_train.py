@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from rnngrad import tasks
+from rnngrad.config import RUN_FILES
 from rnngrad.io import read_json
-from rnngrad.train import RUN_FILES, log_steps, train
+from rnngrad.train import log_steps, train
 
 
 @pytest.fixture(scope="module")

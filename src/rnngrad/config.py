@@ -24,6 +24,18 @@ SPEC_COLUMNS = (  # the spec fields every table row carries
     "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
     "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
 )  # fmt: skip
+# The files every run writes and the tables each experiment gets: the data contract, named once here (a module
+# the Snakefile imports cheaply) for the training code, the table builder and the rules.
+LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
+RUN_FILES = (
+    "spec.json",
+    "metrics.parquet",
+    *(f"{name}.parquet" for name in LOG_TABLES),
+    "status.json",
+    "model_init.pt",
+    "model_final.pt",
+)
+TABLES = ("runs", "metrics", *LOG_TABLES)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "seed")
 
 
@@ -179,30 +191,8 @@ def expand(config: dict) -> list[dict]:
     return specs
 
 
-def datasets(config: dict) -> list[str]:
-    """Every dataset file the runs need (train and test), each once."""
-    return sorted({path for spec in expand(config) for path in (spec["train_data"], spec["test_data"])})
-
-
 def gamma(spec: dict) -> float:
     """max |f'| of the run's activation (NaN for the LSTM)."""
     from rnngrad.models import ACTIVATIONS  # here: the Snakefile imports this module, torch costs seconds
 
     return ACTIVATIONS[spec["activation"]].gamma if spec["model"] == "rnn" else math.nan
-
-
-def dataset_params(config: dict, path: str) -> dict:
-    """Generator arguments for a dataset path of :func:`data_path` (the Snakemake data rule's params)."""
-    parts = Path(path).parts  # results, data, task, variant, T{T}, {split}-seed{seed}.npz
-    task, variant, t_part, file_part = parts[2], parts[3], parts[4], parts[5]
-    split, seed_part = Path(file_part).stem.split("-seed")
-    params = {
-        "task": task,
-        "variant": variant,
-        "T": int(t_part[1:]),
-        "n": config["data"][f"n_{split}"],
-        "seed": int(seed_part),
-    }
-    if task == "copy":
-        params["copy_len"] = config["tasks"]["copy"]["copy_len"]
-    return params

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnngrad.config import SPEC_COLUMNS, gamma
+from rnngrad.config import SPEC_COLUMNS, TABLES, gamma
 from rnngrad.io import file_sha256, read_json, write_parquet
-from rnngrad.train import LOG_TABLES
-
-TABLES = ("runs", "metrics", *LOG_TABLES)
 
 
 def spec_columns(spec: dict) -> dict:

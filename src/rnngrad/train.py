@@ -15,20 +15,12 @@ import pandas as pd
 import torch
 
 from rnngrad import gradients, tasks
+from rnngrad.config import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import build_model
 from rnngrad.optim import Optimizer
 
-LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
-RUN_FILES = (
-    "spec.json",
-    "metrics.parquet",
-    *(f"{name}.parquet" for name in LOG_TABLES),
-    "status.json",
-    "model_init.pt",
-    "model_final.pt",
-)
 SAMPLER_SEED_OFFSET = 1_000_003  # the batch sampler's seed, distinct from the initialisation's
 
 

@@ -1,18 +1,5 @@
 # Shared helpers of the rule files (kept apart from the rules, as Snakemake's linter asks).
 
-RUN_FILES = [
-    "spec.json",
-    "metrics.parquet",
-    "gradients.parquet",
-    "jacobians.parquet",
-    "products.parquet",
-    "spectrum.parquet",
-    "model_init.pt",
-    "model_final.pt",
-    "status.json",
-]
-TABLE_NAMES = ["runs", "metrics", "gradients", "jacobians", "products", "spectrum"]
-
 
 def run_spec(wildcards):
     return RUNS[(wildcards.experiment, wildcards.run)]

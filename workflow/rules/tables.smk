@@ -7,7 +7,7 @@ rule tables:
     output:
         **{
             name: f"results/tables/{{experiment}}/{name}.parquet"
-            for name in TABLE_NAMES
+            for name in rnngrad_config.TABLES
         },
     log:
         "logs/tables/{experiment}.log",
