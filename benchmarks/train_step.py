@@ -6,20 +6,21 @@ Reports, at H=128, B=64, T=100 on 1 thread by default:
 - ms per training step (forward + backward + Adam) of rnngrad's VanillaRNN (explicit BPTT backward) and of
   torch.nn.RNN (its fused recurrence), for tanh and relu, and their ratio;
 - achieved GFLOP/s of the step against a large float32 matmul measured in the same run;
-- the cost of gradient logging: contributions only, and contributions + Jacobian spectra, at every step, and the
-  default cadence (step 0 and the end of a 300-step run), as ratios to a plain step.
+- the cost of gradient logging, as ratios to a plain step, with the default config's logging batch (16) and
+  Jacobian sample (4): a contributions-only logging event (what `logging.every: 1` adds to every step), a full
+  event with the Jacobian spectra (what `spectra_every: 1` adds), and the default cadence (two full events, at
+  step 0 and the end, over a run of --run-steps updates).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
 import torch
 
-from rnngrad.gradients import contributions, log_step
+from rnngrad.gradients import log_step
 from rnngrad.losses import masked_loss
 from rnngrad.models import VanillaRNN
 from rnngrad.optim import Optimizer
@@ -71,6 +72,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--log-batch", type=int, default=16)
+    parser.add_argument("--jacobian-samples", type=int, default=4)
+    parser.add_argument("--run-steps", type=int, default=300, help="updates of the run for the default cadence")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -79,8 +83,8 @@ def main() -> None:
     x = torch.nn.functional.one_hot(torch.randint(0, D, (B, T), generator=generator), D).float().to(device)
     y = torch.randint(0, O, (B, T), generator=generator).to(device)
     mask = torch.ones(B, T, dtype=torch.bool, device=device)
-    log_batch = (x[:16], y[:16], mask[:16])  # the default log_batch
-    batch64 = (x[:16].double(), y[:16], mask[:16])
+    log_batch = (x[: args.log_batch], y[: args.log_batch], mask[: args.log_batch])
+    samples, run_steps = args.jacobian_samples, args.run_steps
     flops = 3 * 2 * B * T * (H * H + H * D + H * O)  # forward, and backward at twice the forward
 
     n = 2048 if device.type == "cpu" else 8192
@@ -94,9 +98,8 @@ def main() -> None:
         theirs = TorchRNN(D, H, O, act).to(device)
         ours_ms = best_ms(step_fn(ours, x, y, mask, device), args.repeats)
         theirs_ms = best_ms(step_fn(theirs, x, y, mask, device), args.repeats)
-        ours64 = copy.deepcopy(ours).double()
-        contributions_ms = best_ms(lambda m=ours64: contributions(m, *batch64, "copy", T), 5)
-        full_ms = best_ms(lambda m=ours: log_step(m, log_batch, "copy", ["last"], 4), 3)
+        contributions_ms = best_ms(lambda m=ours: log_step(m, log_batch, "copy", ["last"], samples, False), 9)
+        full_ms = best_ms(lambda m=ours: log_step(m, log_batch, "copy", ["last"], samples), 3)
         rows.append(
             {
                 "activation": act,
@@ -108,12 +111,13 @@ def main() -> None:
                 "matmul_gflops": round(peak, 1),
                 "log_contributions_every_step_ratio": round((ours_ms + contributions_ms) / ours_ms, 3),
                 "log_all_every_step_ratio": round((ours_ms + full_ms) / ours_ms, 3),
-                "log_default_cadence_ratio": round((300 * ours_ms + 2 * full_ms) / (300 * ours_ms), 3),
+                "log_default_cadence_ratio": round((run_steps * ours_ms + 2 * full_ms) / (run_steps * ours_ms), 3),
                 "log_contributions_ms": round(contributions_ms, 2),
                 "log_all_ms": round(full_ms, 2),
             }
         )
-    print(json.dumps({"H": H, "B": B, "T": T, "threads": args.threads, "device": str(device), "rows": rows}, indent=1))
+    setup = {"H": H, "B": B, "T": T, "log_batch": args.log_batch, "jacobian_samples": samples, "run_steps": run_steps}
+    print(json.dumps({**setup, "threads": args.threads, "device": str(device), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

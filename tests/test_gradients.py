@@ -31,6 +31,12 @@ def per_step_copy_grads(model, x, y, mask, task, t):
     return torch.stack(grads[:t]), torch.stack(grads[t:])
 
 
+def sampled_derivs(model, x):
+    """f'(a) of every sequence and step, [S, T, H], as log_step takes them."""
+    with torch.no_grad():
+        return model.act.df(model.states(x))
+
+
 def relative_error(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-300))
 
@@ -42,6 +48,23 @@ CASES = [
     for hidden, steps in ((1, 1), (1, 12), (7, 1), (7, 15), (16, 25))
     for seed in (0, 3)
 ]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize(("hidden", "steps"), [(1, 1), (1, 9), (7, 13)])
+def test_training_recurrence_and_its_explicit_backward_equal_autograd_through_the_loop(activation, hidden, steps):
+    """The model's forward (in-place, step-major) and BPTT backward against the plain loop autograd follows."""
+    model = make_model("copy", hidden, activation, scale=1.3, seed=5)
+    x, _, _ = make_batch("copy", batch=4, steps=steps, seed=6)
+    upstream = torch.randn(4, steps, hidden, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    params = [model.W, model.U, model.b]
+    states = model.states(x)
+    explicit = torch.autograd.grad((states * upstream).sum(), params)
+    _, looped = model.unroll(x)
+    expected = torch.autograd.grad((looped * upstream).sum(), params)
+    assert torch.allclose(states, looped, rtol=1e-14, atol=1e-15)
+    for name, ours, theirs in zip("WUb", explicit, expected, strict=True):
+        assert relative_error(ours, theirs) < 1e-12, name
 
 
 @pytest.mark.parametrize(("task", "activation", "hidden", "steps", "seed"), CASES)
@@ -68,6 +91,21 @@ def test_every_term_equals_gradient_of_its_own_copy_of_w(activation, hidden):
     assert torch.count_nonzero(contrib_w[0]) == 0  # h_0 = 0: the first step adds nothing to dL/dW
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("scale", [0.5, 1.0, 4.0])
+def test_logged_norms_are_the_frobenius_norms_of_the_terms(activation, scale):
+    """contributions() gets the norms from B x B Gram matrices; they equal the norms of the H x H terms."""
+    model = make_model("copy", 11, activation, scale=scale, seed=2)
+    x, y, mask = make_batch("copy", batch=6, steps=20, seed=3)
+    contrib_w, contrib_u, dldh = gradients.contribution_terms(model, x, y, mask, "copy", 17)
+    frame = gradients.contributions(model, x, y, mask, "copy", 17)
+    assert list(frame.k) == list(range(1, 18)) and list(frame.distance) == list(range(16, -1, -1))
+    for column, terms in (("contribution_norm", contrib_w), ("contribution_norm_U", contrib_u)):
+        expected = torch.linalg.matrix_norm(terms).numpy()
+        assert frame[column].to_numpy() == pytest.approx(expected, rel=1e-10, abs=1e-300), column
+    assert frame.dLdh_norm.to_numpy() == pytest.approx(dldh.numpy(), rel=1e-14)
+
+
 def test_dldh_is_the_gradient_with_respect_to_each_state():
     model = make_model("copy", 6, "tanh", scale=0.9, seed=1)
     x, y, mask = make_batch("copy", batch=4, steps=10, seed=2)
@@ -88,7 +126,7 @@ def test_dldh_is_the_gradient_with_respect_to_each_state():
 def test_step_jacobians_equal_autograd_jacobian_of_one_step(activation):
     model = make_model("adding", 5, activation, scale=1.3, seed=2)
     x, _, _ = make_batch("adding", batch=2, steps=6, seed=3)
-    jacobians, _ = gradients.step_jacobians(model, x)
+    jacobians = gradients.step_jacobians(model.W, sampled_derivs(model, x))
     _, states = model.unroll(x)
     for sequence in range(2):
         for j in range(1, 6):
@@ -100,13 +138,28 @@ def test_step_jacobians_equal_autograd_jacobian_of_one_step(activation):
             assert torch.allclose(jacobians[sequence, j], expected, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0, 40.0])
+def test_jacobian_norms_match_dense_svd(activation, scale):
+    model = make_model("copy", 9, activation, scale=scale, seed=3)
+    x, _, _ = make_batch("copy", batch=3, steps=12, seed=4)
+    deriv = sampled_derivs(model, x)
+    dense = torch.linalg.svdvals(gradients.step_jacobians(model.W, deriv)).detach()[..., 0]
+    assert torch.allclose(gradients.jacobian_norms(model.W, deriv), dense, rtol=1e-12, atol=1e-300)
+    table = gradients.jacobian_table(model.W, deriv)
+    assert list(table.j) == list(range(1, 13))
+    assert table.jac_norm.to_numpy() == pytest.approx(dense.mean(0).numpy(), rel=1e-12)
+    assert table.jac_norm_max.to_numpy() == pytest.approx(dense.max(0).values.numpy(), rel=1e-12)
+
+
 @pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
 def test_product_norms_match_dense_svd_of_the_product(scale):
     model = make_model("adding", 6, "relu", scale=scale, seed=7)
     x, _, _ = make_batch("adding", batch=3, steps=30, seed=8)
-    jacobians, _ = gradients.step_jacobians(model, x)
+    deriv = sampled_derivs(model, x)
+    jacobians = gradients.step_jacobians(model.W, deriv).detach()
     t = 30
-    table = gradients.product_table(jacobians, t)
+    table = gradients.product_table(model.W, deriv, t)
     for d in (1, 2, 10, 30):
         product = torch.eye(6, dtype=torch.float64).expand(3, 6, 6)
         for j in range(t - 1, t - d - 1, -1):
@@ -120,8 +173,7 @@ def test_product_norms_match_dense_svd_of_the_product(scale):
 def test_product_norm_survives_underflow():
     model = make_model("adding", 4, "sigmoid", scale=0.05, seed=0)
     x, _, _ = make_batch("adding", batch=2, steps=200, seed=0)
-    jacobians, _ = gradients.step_jacobians(model, x)
-    table = gradients.product_table(jacobians, 200)
+    table = gradients.product_table(model.W, sampled_derivs(model, x), 200)
     assert table.log_product_norm.iloc[-1] < -700  # below float64's smallest normal number, still finite
     assert math.isfinite(table.log_product_norm.iloc[-1])
 

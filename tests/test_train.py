@@ -42,6 +42,7 @@ def make_spec(datasets, **overrides) -> dict:
         "activation": "tanh", "init": "orthogonal", "scale": 1.0, "clip": None, "seed": 0, "hidden": 16,
         "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "rmsprop_alpha": 0.9, "batch_size": 16, "steps": 30,
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
+        "log_spectra_every": None,
         "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
         "solved_accuracy": 0.99, "solved_mse_fraction": 0.01, "label": "RNN-tanh",
         "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
@@ -69,6 +70,21 @@ def test_run_writes_every_file_and_logs_at_step_zero(datasets, tmp_path, task):
     state = torch.load(tmp_path / "model_final.pt")
     assert sorted(state) == ["U", "V", "W", "b", "c"]
     assert not torch.equal(state["W"], torch.load(tmp_path / "model_init.pt")["W"])
+
+
+def test_every_logs_contributions_and_spectra_every_logs_spectra(datasets, tmp_path):
+    spec = make_spec(datasets, log_every=10, steps=30)
+    train(spec, tmp_path / "a")
+    frames = read_run(tmp_path / "a")
+    assert set(frames["gradients"].step) == {0, 10, 15, 20, 30}
+    for name in ("jacobians", "products", "spectrum"):
+        assert set(frames[name].step) == {0, 15, 30}, name
+    train({**spec, "log_spectra_every": 20}, tmp_path / "b")
+    frames_b = read_run(tmp_path / "b")
+    assert set(frames_b["jacobians"].step) == {0, 15, 20, 30}
+    for name in ("gradients", "jacobians"):  # the cadence changes what is logged, never the numbers
+        logged = frames_b[name][frames_b[name].step.isin(set(frames[name].step))].reset_index(drop=True)
+        pd.testing.assert_frame_equal(logged, frames[name], check_exact=True)
 
 
 def test_same_spec_and_seed_give_identical_files(datasets, tmp_path):
@@ -101,8 +117,12 @@ def test_exploding_relu_diverges_cleanly_and_clipping_prevents_it(datasets, tmp_
 
 
 def test_log_steps_always_include_start_and_end():
-    spec = {"steps": 100, "log_at": [7, 500], "log_every": 40}
-    assert log_steps(spec) == {0, 7, 40, 80, 100}
+    spec = {"steps": 100, "log_at": [7, 500], "log_every": 40, "log_spectra_every": None}
+    assert log_steps(spec) == {0: True, 7: True, 40: False, 80: False, 100: True}
+    assert log_steps({**spec, "log_every": None}) == {0: True, 7: True, 100: True}
+    assert log_steps({**spec, "log_every": 25, "log_spectra_every": 50}) == {
+        0: True, 7: True, 25: False, 50: True, 75: False, 100: True
+    }  # fmt: skip
 
 
 def test_run_resumes_after_sigkill_with_identical_metrics(datasets, tmp_path):

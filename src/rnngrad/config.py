@@ -169,6 +169,7 @@ def expand(config: dict) -> list[dict]:
                     "solved_mse_fraction": task_params.get("solved_mse_fraction"),
                     **train,
                     "log_every": logging["every"],
+                    "log_spectra_every": logging["spectra_every"],
                     "log_at": sorted(logging["at"]),
                     "log_batch": logging["log_batch"],
                     "jacobian_samples": logging["jacobian_samples"],

@@ -20,7 +20,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Activation:
-    """A nonlinearity f with its derivative f' and gamma = max |f'|.
+    """A nonlinearity f (and f_, the same in place) with its derivative f' and gamma = max |f'|.
 
     f' is written in terms of h = f(a), exactly for all three (relu: h > 0 iff a > 0), so the backward pass
     needs only the states it already keeps.
@@ -28,14 +28,15 @@ class Activation:
 
     name: str
     f: Callable[[torch.Tensor], torch.Tensor]
+    f_: Callable[[torch.Tensor], torch.Tensor]
     df: Callable[[torch.Tensor], torch.Tensor]
     gamma: float
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", torch.tanh, lambda h: 1.0 - h * h, 1.0),
-    "sigmoid": Activation("sigmoid", torch.sigmoid, lambda h: h * (1.0 - h), 0.25),
-    "relu": Activation("relu", torch.relu, lambda h: (h > 0).to(h.dtype), 1.0),
+    "tanh": Activation("tanh", torch.tanh, torch.tanh_, lambda h: 1.0 - h * h, 1.0),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, torch.sigmoid_, lambda h: h * (1.0 - h), 0.25),
+    "relu": Activation("relu", torch.relu, torch.relu_, lambda h: (h > 0).to(h.dtype), 1.0),
 }
 INITS = ("orthogonal", "gaussian", "identity")
 MODELS = ("rnn", "lstm")
@@ -79,32 +80,31 @@ class Recurrence(torch.autograd.Function):
     def forward(ctx, x, W, U, b, act_name: str):  # noqa: N803 - the lecture's names
         act = ACTIVATIONS[act_name]
         batch, steps, _ = x.shape
-        drive = torch.addmm(b, x.reshape(batch * steps, -1), U.T).reshape(batch, steps, -1)
-        states = torch.empty_like(drive)
-        h = drive.new_zeros(batch, W.shape[0])
-        for t in range(steps):
-            h = act.f(torch.addmm(drive[:, t], h, W.T))
-            states[:, t] = h
+        inputs = x.transpose(0, 1)  # step-major [T, batch, D]: every per-step slice below is contiguous
+        states = torch.addmm(b, inputs.reshape(steps * batch, -1), U.T).reshape(steps, batch, -1)  # U x_t + b
+        h = states.new_zeros(batch, W.shape[0])
+        w_t = W.T
+        for a in states.unbind(0):  # a_t = W h_{t-1} + U x_t + b, then h_t = f(a_t), both in place
+            h = act.f_(a.addmm_(h, w_t))
         ctx.act_name = act_name
-        ctx.save_for_backward(x, W, states)
-        return states
+        ctx.save_for_backward(inputs, W, states)
+        return states.transpose(0, 1)
 
     @staticmethod
     def backward(ctx, grad_states):
-        x, W, states = ctx.saved_tensors
+        inputs, W, states = ctx.saved_tensors
         act = ACTIVATIONS[ctx.act_name]
-        batch, steps, hidden = states.shape
-        prev = torch.cat([states.new_zeros(batch, 1, hidden), states[:, :-1]], dim=1)
-        deriv = act.df(states)
-        deltas = torch.empty_like(states)
+        steps, batch, hidden = states.shape
+        prev = torch.cat([states.new_zeros(1, batch, hidden), states[:-1]])
+        deltas = act.df(states)  # f'(a_t), turned into delta_t in place below
         carry = states.new_zeros(batch, hidden)  # dL/dh_t arriving from step t+1: W^T delta_{t+1}
-        for t in range(steps - 1, -1, -1):
-            delta = (grad_states[:, t] + carry) * deriv[:, t]
-            deltas[:, t] = delta
-            carry = delta @ W
-        flat_deltas = deltas.reshape(batch * steps, hidden)
-        grad_W = flat_deltas.T @ prev.reshape(batch * steps, hidden)
-        grad_U = flat_deltas.T @ x.reshape(batch * steps, -1)
+        for grad, delta in zip(
+            reversed(grad_states.transpose(0, 1).unbind(0)), reversed(deltas.unbind(0)), strict=True
+        ):
+            carry = delta.mul_(grad + carry) @ W  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t)
+        flat_deltas = deltas.reshape(steps * batch, hidden)
+        grad_W = flat_deltas.T @ prev.reshape(steps * batch, hidden)
+        grad_U = flat_deltas.T @ inputs.reshape(steps * batch, -1)
         grad_b = flat_deltas.sum(0)
         return None, grad_W, grad_U, grad_b, None
 

@@ -32,12 +32,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def log_steps(spec: dict) -> set[int]:
-    """Steps at which gradients are logged: always 0 (before any update) and the end, plus 'every' and 'at'."""
-    steps = {0, spec["steps"], *(s for s in spec["log_at"] if s <= spec["steps"])}
-    if spec["log_every"]:
-        steps.update(range(0, spec["steps"] + 1, spec["log_every"]))
-    return steps
+def log_steps(spec: dict) -> dict[int, bool]:
+    """Logged steps, each mapped to whether the Jacobian spectra are logged with its contributions.
+
+    Step 0 (before any update), the end and 'at' log both; 'every' adds contribution steps, 'spectra_every'
+    steps with both."""
+    steps = dict.fromkeys(range(0, spec["steps"] + 1, spec["log_every"] or spec["steps"] + 1), False)
+    full = {0, spec["steps"], *(s for s in spec["log_at"] if s <= spec["steps"])}
+    full.update(range(0, spec["steps"] + 1, spec["log_spectra_every"] or spec["steps"] + 1))
+    return {**steps, **dict.fromkeys(full, True)}
 
 
 def save_torch(obj, path: Path) -> None:
@@ -137,11 +140,11 @@ class Run:
         self.rows.append({**row, "grad_norm": math.nan, "clipped": False, "lr": self.spec["lr"]})
         return row
 
-    def log_gradients(self) -> None:
+    def log_gradients(self, spectra: bool) -> None:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             return  # the next loss is NaN/Inf: the run is about to be recorded as diverged
         tables = gradients.log_step(
-            self.model, self.log_batch, self.spec["task"], self.spec["targets"], self.spec["jacobian_samples"]
+            self.model, self.log_batch, self.spec["task"], self.spec["targets"], self.spec["jacobian_samples"], spectra
         )
         for name, frame in tables.items():
             self.logs[name].append(frame.assign(step=self.step))
@@ -186,7 +189,7 @@ class Run:
         logged = log_steps(spec)
         while self.step < spec["steps"]:
             if self.step in logged:
-                self.log_gradients()
+                self.log_gradients(spectra=logged[self.step])
             if self.step % spec["eval_every"] == 0:
                 self.evaluate()
             if not self.train_step():
@@ -196,7 +199,7 @@ class Run:
             if self.step % spec["checkpoint_every"] == 0 and self.step < spec["steps"]:
                 self.save_checkpoint()
         if self.diverged_at is None:
-            self.log_gradients()
+            self.log_gradients(spectra=True)
             final = self.evaluate()
         else:
             final = {"loss": math.nan, "metric": math.nan, "metric_name": self.rows[-1]["metric_name"]}
