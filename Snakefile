@@ -1,17 +1,20 @@
 # rnngrad: configs -> datasets -> training with gradient logging -> tidy tables -> figures and a report.
 # Every job is one `rnngrad` CLI call; see workflow/rules/*.smk and ../shared/DESIGN.md.
 import json
+import sys
 
 from snakemake.utils import min_version, validate
-
-import rnngrad.config as rnngrad_config
 
 min_version("9.0")
 
 # Jobs run `python -m rnngrad` from this checkout's src/, so the same command works in the venv, in an activated
 # conda env, and in each rule's own env under --use-conda (which has the dependencies, not the package).
 shell.prefix(f"set -euo pipefail; export PYTHONPATH='{workflow.basedir}/src'; ")
+# The plan reads the grid, the run files and the figures' tables from the same src/ as the jobs, not from
+# whichever rnngrad the environment has installed (another checkout, for an editable install).
+sys.path.insert(0, f"{workflow.basedir}/src")
 
+import rnngrad.config as rnngrad_config
 
 # A --configfile replaces the default config instead of being merged into it.
 if not config:
