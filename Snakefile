@@ -23,11 +23,10 @@ if not config:
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
-rnngrad_config.check(config)
+SPECS = rnngrad_config.expand(config)
+rnngrad_config.check(config, SPECS)
 
-RUNS = {
-    (spec["experiment"], spec["run_id"]): spec for spec in rnngrad_config.expand(config)
-}
+RUNS = {(spec["experiment"], spec["run_id"]): spec for spec in SPECS}
 FIGURES = config["figures"]
 
 
