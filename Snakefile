@@ -1,17 +1,26 @@
 # rnngrad: configs -> datasets -> training with gradient logging -> tidy tables -> figures and a report.
 # Every job is one `rnngrad` CLI call; see workflow/rules/*.smk and ../shared/DESIGN.md.
+import gc
 import json
+import sys
 
 from snakemake.utils import min_version, validate
 
-import rnngrad.config as rnngrad_config
-
 min_version("9.0")
+
+# Planning builds a few million long-lived objects (jobs, files, wildcards: 3763 jobs for the paper grid), and
+# CPython's default thresholds re-scan all of them in a dozen full collections: about 1.8 s of that plan, with
+# nothing to free. Young objects are still collected as often as before; only full collections are rarer.
+gc.set_threshold(*gc.get_threshold()[:2], 1000)
 
 # Jobs run `python -m rnngrad` from this checkout's src/, so the same command works in the venv, in an activated
 # conda env, and in each rule's own env under --use-conda (which has the dependencies, not the package).
 shell.prefix(f"set -euo pipefail; export PYTHONPATH='{workflow.basedir}/src'; ")
+# The plan reads the grid, the run files and the figures' tables from the same src/ as the jobs, not from
+# whichever rnngrad the environment has installed (another checkout, for an editable install).
+sys.path.insert(0, f"{workflow.basedir}/src")
 
+import rnngrad.config as rnngrad_config
 
 # A --configfile replaces the default config instead of being merged into it.
 if not config:
@@ -20,11 +29,10 @@ if not config:
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
-rnngrad_config.check(config)
+SPECS = rnngrad_config.expand(config)
+rnngrad_config.check(config, SPECS)
 
-RUNS = {
-    (spec["experiment"], spec["run_id"]): spec for spec in rnngrad_config.expand(config)
-}
+RUNS = {(spec["experiment"], spec["run_id"]): spec for spec in SPECS}
 FIGURES = config["figures"]
 
 

@@ -77,8 +77,11 @@ def sequence_length(task: str, T: int, task_params: dict) -> int:  # noqa: N803 
     return T + 2 * task_params["copy_len"] if task == "copy" else T
 
 
-def check(config: dict) -> None:
-    """Cross-key checks the schema cannot express; raises ConfigError naming the key."""
+def check(config: dict, specs: list[dict] | None = None) -> None:
+    """Cross-key checks the schema cannot express; raises ConfigError naming the key.
+
+    ``specs`` is ``expand(config)`` where the caller has it already (the Snakefile), so the grid expands once.
+    """
     if config["data"]["train_seed"] == config["data"]["test_seed"]:
         raise ConfigError(
             "config key data.test_seed: must differ from data.train_seed (train and test sets come from "
@@ -94,7 +97,12 @@ def check(config: dict) -> None:
                 f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
                 f"allowed: {sorted(config['experiments'])}"
             )
-    for spec in expand(config):
+    checked = set()  # (experiment, task, T): a grid has thousands of runs but few datasets
+    for spec in expand(config) if specs is None else specs:
+        dataset = (spec["experiment"], spec["task"], spec["T"])
+        if dataset in checked:
+            continue
+        checked.add(dataset)
         try:  # the generator's own parameter checks (e.g. the shortest T each task variant allows)
             tasks.baseline_loss(spec["task"], spec["T"], spec["variant"], spec["copy_len"] or 1)
         except tasks.DatasetError as err:

@@ -11,5 +11,16 @@ def run_data(wildcards):
     return {"train": spec["train_data"], "test": spec["test_data"]}
 
 
+def group_run_dirs(runs):
+    """Each experiment's run folders, in grid order (built once: the tables rule asks twice per experiment)."""
+    run_dirs = {}
+    for experiment, run in runs:
+        run_dirs.setdefault(experiment, []).append(f"results/runs/{experiment}/{run}")
+    return run_dirs
+
+
+EXPERIMENT_RUN_DIRS = group_run_dirs(RUNS)
+
+
 def experiment_run_dirs(experiment):
-    return [f"results/runs/{exp}/{run}" for exp, run in RUNS if exp == experiment]
+    return list(EXPERIMENT_RUN_DIRS.get(experiment, []))
