@@ -60,6 +60,19 @@ def assert_recorded(status, out_dir):
         {"task": "adding", "T": 6, "scale": 1e-6, "init": "gaussian"},
         {"task": "adding", "T": 6, "init": "identity", "activation": "relu", "scale": 50.0, "lr": 10.0},
         {"task": "copy", "T": 3, "dtype": "float64", "optimizer": "momentum", "lr": 5.0},
+        # every update finite, but the last one sends the test loss to Inf (found by the property test below)
+        {
+            "task": "adding",
+            "T": 6,
+            "activation": "relu",
+            "scale": 0.25,
+            "hidden": 3,
+            "batch_size": 1,
+            "lr": 4.0,
+            "optimizer": "sgd",
+            "steps": 3,
+            "log_at": [1],
+        },
     ],
     ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
 )

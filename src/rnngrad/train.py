@@ -201,7 +201,9 @@ class Run:
         if self.diverged_at is None:
             self.log_gradients(spectra=True)
             final = self.evaluate()
-        else:
+            if not math.isfinite(final["loss"]):
+                self.diverged_at = self.step  # the last update was finite but sent the test loss to NaN/Inf
+        if self.diverged_at is not None:
             final = {"loss": math.nan, "metric": math.nan, "metric_name": self.rows[-1]["metric_name"]}
         self._save_model("model_final.pt")
         self._write_tables()
