@@ -35,6 +35,17 @@ def make_batch(task: str, batch: int, steps: int, seed: int, input_scale: float 
     return x, y, torch.ones(batch, steps, dtype=torch.bool)
 
 
+def looped_states(model, x):
+    """h_1..h_T ([batch, T, H]) by the plain loop of the lecture, which autograd follows step by step: the
+    reference that the model's own recurrence (explicit BPTT) and the logged decomposition are held against."""
+    h = x.new_zeros(x.shape[0], model.hidden)
+    states = []
+    for t in range(x.shape[1]):
+        h = model.act.f(h @ model.W.T + x[:, t] @ model.U.T + model.b)
+        states.append(h)
+    return torch.stack(states, 1)
+
+
 def make_model(task: str, hidden: int, activation: str, scale: float, seed: int, init: str = "orthogonal"):
     n_in, n_out = (10, 10) if task == "copy" else (2, 1)
     return VanillaRNN(n_in, hidden, n_out, activation, init, scale, seed=seed).double()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_batch, make_model
+from conftest import looped_states, make_batch, make_model
 
 from rnngrad import gradients
 from rnngrad.losses import step_loss
@@ -14,7 +14,7 @@ from rnngrad.losses import step_loss
 
 def autograd_step_loss_grads(model, x, y, mask, task, t):
     """dL_t/dW and dL_t/dU by autograd through the plain unrolled loop."""
-    _, states = model.unroll(x[:, :t])
+    states = looped_states(model, x[:, :t])
     loss = step_loss(task, states[:, t - 1] @ model.V.T + model.c, y[:, t - 1], mask[:, t - 1])
     return torch.autograd.grad(loss, [model.W, model.U])
 
@@ -60,7 +60,7 @@ def test_training_recurrence_and_its_explicit_backward_equal_autograd_through_th
     params = [model.W, model.U, model.b]
     states = model.states(x)
     explicit = torch.autograd.grad((states * upstream).sum(), params)
-    _, looped = model.unroll(x)
+    looped = looped_states(model, x)
     expected = torch.autograd.grad((looped * upstream).sum(), params)
     assert torch.allclose(states, looped, rtol=1e-14, atol=1e-15)
     for name, ours, theirs in zip("WUb", explicit, expected, strict=True):
@@ -127,7 +127,7 @@ def test_step_jacobians_equal_autograd_jacobian_of_one_step(activation):
     model = make_model("adding", 5, activation, scale=1.3, seed=2)
     x, _, _ = make_batch("adding", batch=2, steps=6, seed=3)
     jacobians = gradients.step_jacobians(model.W, sampled_derivs(model, x))
-    _, states = model.unroll(x)
+    states = looped_states(model, x)
     for sequence in range(2):
         for j in range(1, 6):
 
@@ -198,7 +198,7 @@ def test_one_unit_ratio_between_neighbouring_steps_is_w_times_derivative():
     model = make_model("adding", 1, "tanh", scale=0.9, seed=0)
     x, y, mask = make_batch("adding", batch=1, steps=12, seed=1)
     x = x[:, :1].expand(1, 12, 2).contiguous()
-    _, states = model.unroll(x)
+    states = looped_states(model, x)
     _, contrib_u, dldh = gradients.contribution_terms(model, x, y, mask, "adding", 12)
     w = float(model.W.detach())
     deriv = model.act.df(states).detach()[0, :, 0]

@@ -144,18 +144,6 @@ class VanillaRNN(nn.Module):
         """Outputs y_t = V h_t + c as [batch, T, O]."""
         return self.states(x) @ self.V.T + self.c
 
-    def unroll(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-activations a_t and states h_t ([batch, T, H] each) by a plain loop that autograd can follow."""
-        drive = x @ self.U.T + self.b  # U x_t + b for every step at once
-        h = x.new_zeros(x.shape[0], self.hidden)
-        pre, states = [], []
-        for t in range(x.shape[1]):
-            a = torch.addmm(drive[:, t], h, self.W.T)
-            h = self.act.f(a)
-            pre.append(a)
-            states.append(h)
-        return torch.stack(pre, 1), torch.stack(states, 1)
-
 
 class LSTMBaseline(nn.Module):
     """An LSTM (torch.nn.LSTMCell, stepped in Python so that every h_k can keep its gradient)."""
