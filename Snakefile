@@ -21,6 +21,7 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH='{workflow.basedir}/src'; ")
 sys.path.insert(0, f"{workflow.basedir}/src")
 
 import rnngrad.config as rnngrad_config
+import rnngrad.groups as rnngrad_groups
 
 # A --configfile replaces the default config instead of being merged into it.
 if not config:
@@ -32,7 +33,13 @@ validate(config, "workflow/schemas/config.schema.yaml")
 SPECS = rnngrad_config.expand(config)
 rnngrad_config.check(config, SPECS)
 
-RUNS = {(spec["experiment"], spec["run_id"]): spec for spec in SPECS}
+NAME = config["name"]  # every output of this config lives under its own root
+RESULTS = rnngrad_config.results_root(config)
+FIGURES_DIR = rnngrad_config.figures_root(config)
+# The unit of execution: one training job per group of runs (rnngrad.groups); the plan files it writes give
+# each job its specs and each tables job its run folders, so no command line grows with the grid.
+GROUPS = rnngrad_groups.group_specs(SPECS, config["groups"]["max_runs"])
+PLAN_SHA256 = rnngrad_groups.write_plan(GROUPS, RESULTS)
 FIGURES = config["figures"]
 
 
@@ -46,6 +53,6 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        expand("figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
-        "figures/manifest.json",
-        "results/summary.md",
+        expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
+        f"{FIGURES_DIR}/manifest.json",
+        f"{RESULTS}/summary.md",

@@ -17,8 +17,11 @@ from conftest import ROOT, copy_workflow
 from rnngrad import config as configuration
 from rnngrad.config import RUN_FILES
 from rnngrad.figures import figure_module, figure_tables
+from rnngrad.groups import group_specs
 
 BIN = Path(sys.executable).parent
+RESULTS = Path("results", "smoke")  # smoke.yaml's output roots
+FIGURES = Path("figures", "smoke")
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
@@ -45,7 +48,7 @@ def smoke_config() -> dict:
 @pytest.mark.slow
 def test_smoke_pipeline_renders_every_figure(smoke):
     for figure in smoke_config()["figures"]:
-        png, pdf = smoke / "figures" / f"{figure}.png", smoke / "figures" / f"{figure}.pdf"
+        png, pdf = smoke / FIGURES / f"{figure}.png", smoke / FIGURES / f"{figure}.pdf"
         assert png.stat().st_size > 10_000, figure
         assert pdf.stat().st_size > 5_000, figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -56,11 +59,11 @@ def test_smoke_pipeline_writes_every_run_file_and_tidy_tables(smoke):
     config = smoke_config()
     specs = configuration.expand(config)
     for spec in specs:
-        run_dir = smoke / "results" / "runs" / spec["experiment"] / spec["run_id"]
+        run_dir = smoke / RESULTS / "runs" / spec["experiment"] / spec["run_id"]
         assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
         assert 0 in set(pd.read_parquet(run_dir / "gradients.parquet").step)
     for experiment in config["experiments"]:
-        tables = smoke / "results" / "tables" / experiment
+        tables = smoke / RESULTS / "tables" / experiment
         runs = pd.read_parquet(tables / "runs.parquet")
         assert len(runs) == sum(s["experiment"] == experiment for s in specs)
         gradients = pd.read_parquet(tables / "gradients.parquet")
@@ -72,7 +75,7 @@ def test_smoke_pipeline_writes_every_run_file_and_tidy_tables(smoke):
 
 @pytest.mark.slow
 def test_summary_puts_fitted_rates_beside_theory(smoke):
-    text = (smoke / "results" / "summary.md").read_text()
+    text = (smoke / RESULTS / "summary.md").read_text()
     assert "Fitted rates against theory" in text and "| scales " in text
     assert "0 violations" in text  # no measured product norm exceeds (gamma sigma_max)^d
 
@@ -98,8 +101,9 @@ def test_changed_hyperparameter_reruns_exactly_its_runs(smoke, tmp_path):
     config["experiments"]["clipping"]["train"]["lr"] = 0.02
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    clipping_runs = sum(spec["experiment"] == "clipping" for spec in configuration.expand(config))
-    expected = {"train": clipping_runs, "tables": 1, "figure_clipping": 1, "summary": 1, "manifest": 1, "all": 1}
+    specs = configuration.expand(config)
+    clipping_groups = [key for key in group_specs(specs, config["groups"]["max_runs"]) if key[0] == "clipping"]
+    expected = {"train": len(clipping_groups), "tables": 1, "figure_clipping": 1, "summary": 1, "manifest": 1, "all": 1}
     assert planned_jobs(smoke, "--configfile", str(changed)) == expected
 
 
@@ -173,13 +177,15 @@ def test_every_configured_figure_has_a_rule_a_caption_and_a_readme_line(tmp_path
 
 
 def read_tables(workdir: Path) -> dict[str, pd.DataFrame]:
-    return {path.relative_to(workdir).as_posix(): pd.read_parquet(path) for path in workdir.glob("results/tables/*/*")}
+    tables = workdir.glob(f"{RESULTS}/tables/*/*")
+    return {path.relative_to(workdir).as_posix(): pd.read_parquet(path) for path in tables}
 
 
 @pytest.mark.slow
 def test_killed_workflow_reruns_to_the_same_outputs(smoke, tmp_path):
-    """SIGKILL the whole workflow while runs are training; the rerun completes and every table equals those of
-    the uninterrupted smoke run, exactly; no half-written file is left under a final name."""
+    """SIGKILL the whole workflow once a run has written a checkpoint (smoke's `lengths` runs are long enough);
+    after --unlock the rerun resumes that run from its checkpoint, completes, and every table equals those of the
+    uninterrupted smoke run, exactly; no half-written file is left under a final name."""
     workdir = copy_workflow(tmp_path)
     command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2"]
     command += ["--configfile", "config/smoke.yaml"]
@@ -187,19 +193,23 @@ def test_killed_workflow_reruns_to_the_same_outputs(smoke, tmp_path):
         command, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 300
-    while not list(workdir.glob("results/runs/*/*/*/*/*/*/*/status.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not list(workdir.glob(f"{RESULTS}/runs/lengths/**/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (workdir / "results" / "summary.md").exists(), "the workflow ended before it was killed"
+    assert list(workdir.glob(f"{RESULTS}/runs/lengths/**/checkpoint.pt")), "no checkpoint when killed"
+    assert not (workdir / RESULTS / "summary.md").exists(), "the workflow ended before it was killed"
     snakemake(workdir, "--configfile", "config/smoke.yaml", "--unlock")  # a killed Snakemake leaves its lock
     snakemake(workdir, "--configfile", "config/smoke.yaml")
+    logs = "".join(path.read_text() for path in workdir.glob("logs/smoke/train/lengths/**/*.log"))
+    assert "resumed at step" in logs
+    assert not list(workdir.glob(f"{RESULTS}/runs/**/checkpoint.pt"))
     clean, resumed = read_tables(smoke), read_tables(workdir)
     assert sorted(resumed) == sorted(clean)
     for name, frame in clean.items():
         pd.testing.assert_frame_equal(resumed[name], frame, check_exact=True, obj=name)
     for name in smoke_config()["figures"]:
-        assert (workdir / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (workdir / FIGURES / f"{name}.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -207,11 +217,11 @@ def test_manifest_lists_every_figure_with_the_config_hash(smoke):
     from rnngrad.io import file_sha256, read_json
     from rnngrad.manifest import config_sha256
 
-    manifest = read_json(smoke / "figures" / "manifest.json")
+    manifest = read_json(smoke / FIGURES / "manifest.json")
     assert manifest["config_sha256"] == config_sha256(smoke_config())
     assert sorted(manifest["figures"]) == sorted(smoke_config()["figures"])
     for name, entry in manifest["figures"].items():
-        assert entry["png"] == file_sha256(smoke / "figures" / f"{name}.png")
+        assert entry["png"] == file_sha256(smoke / FIGURES / f"{name}.png")
 
 
 @pytest.mark.slow
@@ -219,8 +229,8 @@ def test_tables_killed_while_writing_leave_no_half_written_file(smoke, tmp_path)
     """SIGKILL `rnngrad tables` at a spread of moments: every table present afterwards is complete and equal to
     the finished one (atomic rename), and the rerun writes them all."""
     specs = [s for s in configuration.expand(smoke_config()) if s["experiment"] == "scales"]
-    run_dirs = [str(smoke / "results" / "runs" / "scales" / s["run_id"]) for s in specs]
-    finished = {p.name: pd.read_parquet(p) for p in (smoke / "results" / "tables" / "scales").glob("*.parquet")}
+    run_dirs = [str(smoke / RESULTS / "runs" / "scales" / s["run_id"]) for s in specs]
+    finished = {p.name: pd.read_parquet(p) for p in (smoke / RESULTS / "tables" / "scales").glob("*.parquet")}
     out = tmp_path / "tables"
     command = [sys.executable, "-m", "rnngrad", "tables", "--out-dir", str(out), *run_dirs]
     for delay in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,8 +14,7 @@ import torch
 
 from rnngrad import tasks
 from rnngrad.config import RUN_FILES
-from rnngrad.io import read_json
-from rnngrad.train import log_steps, train
+from rnngrad.train import log_steps, train, train_group
 
 
 @pytest.fixture(scope="module")
@@ -125,28 +122,67 @@ def test_log_steps_always_include_start_and_end():
     }  # fmt: skip
 
 
-def test_run_resumes_after_sigkill_with_identical_metrics(datasets, tmp_path):
-    """Kill a training process once it has written a checkpoint; the rerun resumes and matches a clean run."""
-    spec = make_spec(datasets, steps=400, checkpoint_every=50, eval_every=50, hidden=32)
-    train(spec, tmp_path / "clean")
+def run_files(out_dir: Path) -> dict[str, bytes]:
+    return {name: (out_dir / name).read_bytes() for name in RUN_FILES}
+
+
+def test_group_members_write_the_files_they_write_alone(datasets, tmp_path):
+    """The sequential group path: every member's files equal, byte for byte, those of the run trained alone."""
+    specs = [
+        make_spec(datasets, run_id=f"g{scale}", scale=scale, activation=activation, steps=12)
+        for scale, activation in ((0.5, "tanh"), (2.0, "relu"), (1.0, "sigmoid"))
+    ]
+    status = train_group(specs, tmp_path / "group")
+    assert [m["run_id"] for m in status["runs"]] == ["g0.5", "g2.0", "g1.0"]
+    assert not any(m["kept"] for m in status["runs"])
+    for spec in specs:
+        train(spec, tmp_path / "alone" / spec["run_id"])
+        assert run_files(tmp_path / "group" / spec["run_id"]) == run_files(tmp_path / "alone" / spec["run_id"])
+
+
+def test_group_keeps_current_members_and_retrains_changed_or_damaged_ones(datasets, tmp_path):
+    specs = [make_spec(datasets, run_id=f"s{seed}", seed=seed, steps=8) for seed in (0, 1, 2)]
+    train_group(specs, tmp_path)
+    before = {spec["run_id"]: run_files(tmp_path / spec["run_id"]) for spec in specs}
+    (tmp_path / "s1" / "metrics.parquet").write_bytes(b"damaged")
+    specs[2] = {**specs[2], "lr": 0.02}
+    status = train_group(specs, tmp_path)
+    assert [m["kept"] for m in status["runs"]] == [True, False, False]
+    assert run_files(tmp_path / "s0") == before["s0"] and run_files(tmp_path / "s1") == before["s1"]
+    assert run_files(tmp_path / "s2") != before["s2"]
+
+
+def test_group_resumes_after_sigkill_with_identical_files(datasets, tmp_path):
+    """Kill a group's process once its second member has written a checkpoint, and delete what Snakemake deletes
+    of an incomplete job's outputs (model_init.pt here); the rerun keeps the first member, resumes the second
+    from its checkpoint, and every file equals those of an uninterrupted group, byte for byte."""
+    specs = [
+        make_spec(datasets, run_id=f"m{seed}", seed=seed, steps=400, checkpoint_every=50, eval_every=50, hidden=32)
+        for seed in (0, 1)
+    ]
+    (tmp_path / "specs.json").write_text(json.dumps(specs))
+    train_group(specs, tmp_path / "clean")
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "rnngrad", "train", "--spec", json.dumps(spec), "--out-dir", str(killed)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = killed / "checkpoint.pt"
+    command = [sys.executable, "-m", "rnngrad", "train", "--specs", str(tmp_path / "specs.json")]
+    process = subprocess.Popen(
+        [*command, "--runs-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    checkpoint = killed / "m1" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
+    process.kill()
     process.wait()
-    assert checkpoint.exists(), "the run ended before its first checkpoint: make it longer"
-    assert not (killed / "status.json").exists()
+    assert checkpoint.exists(), "the group ended before its second member's first checkpoint: make it longer"
+    assert not (killed / "m1" / "status.json").exists()
     resumed_from = torch.load(checkpoint, weights_only=False)["step"]
     assert 0 < resumed_from < 400
-    train(spec, killed)
+    (killed / "m1" / "model_init.pt").unlink()
+    status = train_group(specs, killed)
+    assert [m["kept"] for m in status["runs"]] == [True, False]
     assert not checkpoint.exists()
-    for name, frame in read_run(tmp_path / "clean").items():
-        pd.testing.assert_frame_equal(read_run(killed)[name], frame, check_exact=True)
-    assert read_json(killed / "status.json") == read_json(tmp_path / "clean" / "status.json")
+    for spec in specs:
+        assert run_files(killed / spec["run_id"]) == run_files(tmp_path / "clean" / spec["run_id"])
 
 
 def test_checkpoint_of_another_spec_is_not_resumed(datasets, tmp_path):

@@ -12,27 +12,36 @@ from rnngrad import tables, tasks
 from rnngrad.figures import figure_module
 
 
-def _spec(value: str) -> dict:
-    """A run spec given inline as JSON or as @path to a JSON file."""
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
-    return json.loads(text)
-
-
 def cmd_generate(args) -> None:
     meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, copy_len=args.copy_len)
     print(f"wrote {args.out}: baseline loss {meta['baseline_loss']:.4f}")
 
 
 def cmd_train(args) -> None:
-    from rnngrad.train import train
+    from rnngrad.io import read_json, write_json
+    from rnngrad.train import train_group
 
-    status = train(_spec(args.spec), args.out_dir)
+    status = train_group(read_json(args.specs), args.runs_dir, args.threads)
+    if args.out:
+        write_json(args.out, status)
     print(json.dumps(status, sort_keys=True))
 
 
 def cmd_tables(args) -> None:
-    for name, path in tables.write_tables(args.run_dirs, args.out_dir).items():
+    from rnngrad.groups import read_run_list
+
+    run_dirs = [*args.run_dirs, *(read_run_list(args.run_list) if args.run_list else [])]
+    if not run_dirs:
+        raise configuration.ConfigError("rnngrad tables: give run folders, or --run-list FILE (one a line)")
+    for name, path in tables.write_tables(run_dirs, args.out_dir).items():
         print(f"wrote {name}: {path}")
+
+
+def cmd_stale(args) -> None:
+    stale = tables.stale_runs(args.results)
+    for run_dir, code in stale:
+        print(f"{run_dir}\tcode {code or 'unknown'}")
+    print(f"{len(stale)} runs under {args.results} were made by other training code", file=sys.stderr)
 
 
 def cmd_figure(args) -> None:
@@ -76,15 +85,22 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True)
     gen.set_defaults(func=cmd_generate)
 
-    tr = stages.add_parser("train", help="train one run from its resolved spec")
-    tr.add_argument("--spec", required=True, help="the run spec as JSON, or @file.json")
-    tr.add_argument("--out-dir", required=True)
+    tr = stages.add_parser("train", help="train a group of runs (a JSON list of resolved specs) in one process")
+    tr.add_argument("--specs", required=True, help="JSON file: the group's run specs (groups/.../specs.json)")
+    tr.add_argument("--runs-dir", required=True, help="each run is written to RUNS_DIR/{run_id}")
+    tr.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads:)")
+    tr.add_argument("--out", help="write the group's status (each member's outcome and wall time) here")
     tr.set_defaults(func=cmd_train)
 
     tab = stages.add_parser("tables", help="aggregate run directories into tidy parquet tables")
     tab.add_argument("--out-dir", required=True)
-    tab.add_argument("run_dirs", nargs="+")
+    tab.add_argument("--run-list", help="a file of run folders, one a line (groups/{experiment}/runs.txt)")
+    tab.add_argument("run_dirs", nargs="*")
     tab.set_defaults(func=cmd_tables)
+
+    stale = stages.add_parser("stale", help="list the runs made by training code other than this checkout's")
+    stale.add_argument("results", help="a config's output root, e.g. results/default")
+    stale.set_defaults(func=cmd_stale)
 
     fig = stages.add_parser("figure", help="render one figure (PNG and PDF) from an experiment's tables")
     fig.add_argument("name")

@@ -154,13 +154,23 @@ def label(spec: dict) -> str:
     return f"RNN-{spec['activation']}"
 
 
-def data_path(task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
-    return f"results/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"
+def results_root(config: dict) -> str:
+    """Where a config's datasets, runs and tables go: its own folder, so configs never mix their outputs."""
+    return f"results/{config['name']}"
+
+
+def figures_root(config: dict) -> str:
+    return f"figures/{config['name']}"
+
+
+def data_path(results: str, task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
+    return f"{results}/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"
 
 
 def expand(config: dict) -> list[dict]:
     """Every run of every experiment as a flat, resolved spec (all a training job needs, nothing global)."""
     specs = []
+    results = results_root(config)
     for name, experiment in config["experiments"].items():
         train = _merged(config["train"], experiment.get("train"))
         logging = _merged(config["logging"], experiment.get("logging"))
@@ -183,13 +193,17 @@ def expand(config: dict) -> list[dict]:
                     "jacobian_samples": logging["jacobian_samples"],
                     "targets": logging["targets"],
                     "device": config["device"],
-                    "threads": config["threads"],
-                    "train_data": data_path(
-                        point["task"], task_params["variant"], point["T"], "train", config["data"]["train_seed"]
-                    ),
-                    "test_data": data_path(
-                        point["task"], task_params["variant"], point["T"], "test", config["data"]["test_seed"]
-                    ),
+                    **{
+                        f"{split}_data": data_path(
+                            results,
+                            point["task"],
+                            task_params["variant"],
+                            point["T"],
+                            split,
+                            config["data"][f"{split}_seed"],
+                        )
+                        for split in ("train", "test")
+                    },
                 }
                 spec["run_id"] = run_id(spec)
                 spec["label"] = label(spec)

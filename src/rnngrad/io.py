@@ -46,3 +46,13 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def mismatched_files(folder: str | Path, sha256: dict[str, str]) -> list[str]:
+    """Names of the files in ``folder`` that are missing or differ from their recorded sha256."""
+    folder = Path(folder)
+    return [
+        name
+        for name, expected in sha256.items()
+        if not (folder / name).exists() or file_sha256(folder / name) != expected
+    ]

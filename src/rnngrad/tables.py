@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from rnngrad.config import SPEC_COLUMNS, TABLES, gamma
-from rnngrad.io import file_sha256, read_json, write_parquet
+from rnngrad.io import mismatched_files, read_json, write_parquet
 
 
 def spec_columns(spec: dict) -> dict:
@@ -26,12 +27,12 @@ class RunFileError(ValueError):
 
 
 def verify_run(run_dir: Path, status: dict) -> None:
-    for name, expected in status["sha256"].items():
-        if not (run_dir / name).exists() or file_sha256(run_dir / name) != expected:
-            raise RunFileError(
-                f"{run_dir / name} is missing or differs from what its run wrote (sha256 in status.json); "
-                f"delete {run_dir} and rerun snakemake to retrain it"
-            )
+    for name in mismatched_files(run_dir, status["sha256"]):
+        raise RunFileError(
+            f"{run_dir / name} is missing or differs from what its run wrote (sha256 in status.json); "
+            f"delete {run_dir} and rerun snakemake with --forcerun train to retrain it (runs that are complete "
+            "and current are kept, not retrained)"
+        )
 
 
 def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -40,6 +41,8 @@ def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     status = read_json(run_dir / "status.json")
     verify_run(run_dir, status)
     status.pop("sha256")
+    provenance = status.pop("provenance", {})
+    status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
     spec = spec_columns(read_json(run_dir / "spec.json"))
     status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
     frames = {"runs": pd.DataFrame([{**spec, **status}])}
@@ -48,6 +51,20 @@ def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
         joined = {key: value for key, value in spec.items() if key not in frame.columns}  # metrics has its own lr
         frames[name] = frame.assign(**joined)[[*joined, *frame.columns]]
     return frames
+
+
+def code_versions_warning(runs: pd.DataFrame) -> str | None:
+    """A warning listing each training-code version among the runs and its runs (None when all agree)."""
+    versions = runs.groupby("code_sha256", dropna=False, sort=False).run_id.agg(list)
+    if len(versions) < 2:
+        return None
+    lines = [f"  code {str(code)[:12]}: {len(ids)} runs, e.g. {ids[0]}" for code, ids in versions.items()]
+    return (
+        "warning: these tables mix runs made by different training code:\n"
+        + "\n".join(lines)
+        + "\n  `rnngrad stale results/{name}` lists the runs older than this checkout's code; "
+        "`snakemake --forcerun train` retrains exactly those (current runs are kept)"
+    )
 
 
 def aggregate(run_dirs: list[str | Path]) -> dict[str, pd.DataFrame]:
@@ -62,8 +79,23 @@ def aggregate(run_dirs: list[str | Path]) -> dict[str, pd.DataFrame]:
 def write_tables(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
     """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically)."""
     tables = aggregate(run_dirs)
+    warning = code_versions_warning(tables["runs"])
+    if warning:
+        print(warning, file=sys.stderr)
     return {name: write_parquet(Path(out_dir) / f"{name}.parquet", frame) for name, frame in tables.items()}
 
 
 def read_tables(tables_dir: str | Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
     return {name: pd.read_parquet(Path(tables_dir) / f"{name}.parquet") for name in names}
+
+
+def stale_runs(results: str | Path) -> list[tuple[str, str | None]]:
+    """(run folder, its code_sha256) of every finished run under ``results`` made by other training code."""
+    from rnngrad.provenance import code_sha256
+
+    stale = []
+    for status_file in sorted(Path(results).glob("runs/**/status.json")):
+        code = read_json(status_file).get("provenance", {}).get("code_sha256")
+        if code != code_sha256():
+            stale.append((str(status_file.parent), code))
+    return stale

@@ -1,14 +1,17 @@
-"""Train one run from its resolved spec: metrics, gradient logs, checkpoints, divergence as a result.
+"""Train runs from their resolved specs: metrics, gradient logs, checkpoints, divergence as a result.
 
 Divergence is recorded, not raised: a NaN or Inf loss or gradient ends the run with status ``diverged`` and
 every log up to that step. A run killed mid-way resumes from its last checkpoint and ends with the same numbers
 as an uninterrupted one, because the model, the optimizer and the batch sampler's generator are all restored.
+A training job trains a group of runs (:func:`train_group`, grouping rule in :mod:`rnngrad.groups`); each run
+writes exactly the files it writes when trained alone.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +19,11 @@ import torch
 
 from rnngrad import gradients, tasks
 from rnngrad.config import LOG_TABLES, RUN_FILES
-from rnngrad.io import atomic_write, file_sha256, read_json, write_json, write_parquet
+from rnngrad.io import atomic_write, file_sha256, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import build_model
 from rnngrad.optim import Optimizer
+from rnngrad.provenance import code_sha256, provenance
 
 SAMPLER_SEED_OFFSET = 1_000_003  # the batch sampler's seed, distinct from the initialisation's
 
@@ -65,7 +69,6 @@ class Run:
     def __init__(self, spec: dict, out_dir: str | Path):
         self.spec = spec
         self.out_dir = Path(out_dir)
-        torch.set_num_threads(spec["threads"])
         self.device = resolve_device(spec["device"])
         if self.device.type == "cuda":
             # CPU kernels used here are deterministic already; the switch costs ~2 s of imports per job.
@@ -184,14 +187,18 @@ class Run:
         """Train to the end or to divergence, writing every run file; returns status.json's content."""
         spec = self.spec
         write_json(self.out_dir / "spec.json", spec)
-        if not self.try_resume():
-            self._save_model("model_init.pt")
+        # Before any resume: Snakemake may have deleted model_init.pt of a killed job, and the model built from
+        # the seed is exactly the initial one.
+        self._save_model("model_init.pt")
+        if self.try_resume():
+            self.progress(f"resumed at step {self.step} from {self.checkpoint_path.name}")
         logged = log_steps(spec)
+        clock = (time.perf_counter(), self.step)
         while self.step < spec["steps"]:
             if self.step in logged:
                 self.log_gradients(spectra=logged[self.step])
             if self.step % spec["eval_every"] == 0:
-                self.evaluate()
+                self.report(self.evaluate(), clock)
             if not self.train_step():
                 self.diverged_at = self.step
                 break
@@ -217,10 +224,27 @@ class Run:
             "baseline_loss": self.baseline,
             "solved": self.diverged_at is None and is_solved(spec, final["metric"], self.baseline),
             "sha256": {name: file_sha256(self.out_dir / name) for name in RUN_FILES if name != "status.json"},
+            "provenance": provenance(str(self.device), torch.get_num_threads()),
         }
         write_json(self.out_dir / "status.json", status)  # last: its presence means the run is complete
         self.checkpoint_path.unlink(missing_ok=True)
+        self.progress(f"{status['status']} after {self.step} steps: test loss {final['loss']:.4g}")
         return status
+
+    def progress(self, message: str) -> None:
+        """One line in the job's log (stdout), flushed, so that a long job is never silent."""
+        print(f"{self.spec['run_id']}: {message}", flush=True)
+
+    def report(self, row: dict, clock: tuple[float, int]) -> None:
+        """Progress at each evaluation: step, losses, gradient norm, speed and the time left."""
+        start, start_step = clock
+        rate = (self.step - start_step) / max(time.perf_counter() - start, 1e-9)
+        last = self.rows[-2] if len(self.rows) > 1 and self.rows[-2]["split"] == "train" else None
+        train = f"train loss {last['loss']:.4g}, grad norm {last['grad_norm']:.3g}, " if last else ""
+        eta = f"{(self.spec['steps'] - self.step) / rate:.0f} s" if rate > 0 else "?"
+        self.progress(
+            f"step {self.step}/{self.spec['steps']}: {train}test loss {row['loss']:.4g}, {rate:.1f} steps/s, ETA {eta}"
+        )
 
     def _save_model(self, name: str) -> None:
         state = {key: value.detach().cpu() for key, value in self.model.state_dict().items()}
@@ -239,3 +263,42 @@ def train(spec: dict, out_dir: str | Path) -> dict:
     """Run (or resume) one training run on the spec's datasets and write its files into out_dir."""
     os.makedirs(out_dir, exist_ok=True)
     return Run(spec, out_dir).run()
+
+
+def completed_status(spec: dict, out_dir: str | Path) -> dict | None:
+    """status.json of a finished run of this spec, by this training code, with every file intact; else None."""
+    out_dir = Path(out_dir)
+    try:
+        status, saved_spec = read_json(out_dir / "status.json"), read_json(out_dir / "spec.json")
+    except (OSError, ValueError):
+        return None
+    current = saved_spec == spec and status.get("provenance", {}).get("code_sha256") == code_sha256()
+    return status if current and not mismatched_files(out_dir, status["sha256"]) else None
+
+
+def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1) -> dict:
+    """Train a group of runs in one process, one after another, each into ``runs_dir/{run_id}``.
+
+    Members already complete (same spec, same training code, files intact) are kept, so a group killed part-way
+    resumes where it stopped: finished members are skipped, the interrupted one resumes from its checkpoint.
+    Returns the group's status: each member's outcome and wall time.
+    """
+    torch.set_num_threads(threads)
+    members = []
+    for index, spec in enumerate(specs, start=1):
+        out_dir = Path(runs_dir) / spec["run_id"]
+        print(f"group member {index}/{len(specs)}: {spec['run_id']}", flush=True)
+        start = time.perf_counter()
+        status = completed_status(spec, out_dir)
+        kept = status is not None
+        if not kept:
+            status = train(spec, out_dir)
+        members.append(
+            {
+                "run_id": spec["run_id"],
+                "status": status["status"],
+                "kept": kept,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+        )
+    return {"runs": members, "threads": threads}

@@ -1,26 +1,36 @@
 # Shared helpers of the rule files (kept apart from the rules, as Snakemake's linter asks).
+from rnngrad.provenance import PACKAGE, training_code
 
 
-def run_spec(wildcards):
-    return RUNS[(wildcards.experiment, wildcards.run)]
+def group_members(wildcards):
+    return GROUPS[(wildcards.experiment, wildcards.group)]
 
 
-def run_data(wildcards):
-    """The run's train and test datasets (one input function: Snakemake inspects each one per job)."""
-    spec = run_spec(wildcards)
-    return {"train": spec["train_data"], "test": spec["test_data"]}
+def group_inputs(wildcards):
+    """A group's spec file, the datasets its runs share and the training code (one input function: Snakemake
+    inspects each one per job)."""
+    first = group_members(wildcards)[0]
+    return {
+        "specs": rnngrad_groups.specs_path(
+            RESULTS, wildcards.experiment, wildcards.group
+        ),
+        "train": first["train_data"],
+        "test": first["test_data"],
+        "code": TRAINING_CODE,
+    }
 
 
-def group_run_dirs(runs):
-    """Each experiment's run folders, in grid order (built once: the tables rule asks twice per experiment)."""
-    run_dirs = {}
-    for experiment, run in runs:
-        run_dirs.setdefault(experiment, []).append(f"results/runs/{experiment}/{run}")
-    return run_dirs
+def experiment_groups(groups):
+    """Each experiment's group status files (built once: the tables rule asks twice per experiment)."""
+    statuses = {}
+    for experiment, group in groups:
+        path = rnngrad_groups.status_path(RESULTS, experiment, group)
+        statuses.setdefault(experiment, []).append(path)
+    return statuses
 
 
-EXPERIMENT_RUN_DIRS = group_run_dirs(RUNS)
-
-
-def experiment_run_dirs(experiment):
-    return list(EXPERIMENT_RUN_DIRS.get(experiment, []))
+# Editing the training code makes every run stale: each training job takes it as an input.
+TRAINING_CODE = [
+    f"src/rnngrad/{path.relative_to(PACKAGE).as_posix()}" for path in training_code()
+]
+EXPERIMENT_GROUPS = experiment_groups(GROUPS)

@@ -1,12 +1,12 @@
-# Datasets: one .npz (+ .json sidecar) per (task, variant, T, split, seed).
+# Datasets: one .npz (+ .json sidecar) per (task, variant, T, split, seed), under the config's own root.
 
 
 rule generate:
     output:
-        npz="results/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz",
-        meta="results/data/{task}/{variant}/T{T}/{split}-seed{seed}.json",
+        npz=f"{RESULTS}/data/{{task}}/{{variant}}/T{{T}}/{{split}}-seed{{seed}}.npz",
+        meta=f"{RESULTS}/data/{{task}}/{{variant}}/T{{T}}/{{split}}-seed{{seed}}.json",
     log:
-        "logs/data/{task}/{variant}/T{T}/{split}-seed{seed}.log",
+        f"logs/{NAME}/data/{{task}}/{{variant}}/T{{T}}/{{split}}-seed{{seed}}.log",
     wildcard_constraints:
         task="copy|adding",
         split="train|test",

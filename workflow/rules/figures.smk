@@ -16,18 +16,18 @@ for figure_name, figure_experiment in FIGURES.items():
                 "src/rnngrad/figures/style.py",
             ],
             tables=[
-                f"results/tables/{figure_experiment}/{table}.parquet"
+                f"{RESULTS}/tables/{figure_experiment}/{table}.parquet"
                 for table in tables_drawn
             ],
         output:
             png=report(
-                f"figures/{figure_name}.png",
+                f"{FIGURES_DIR}/{figure_name}.png",
                 caption=f"../report/{figure_name}.rst",
                 category="Figures",
             ),
-            pdf=f"figures/{figure_name}.pdf",
+            pdf=f"{FIGURES_DIR}/{figure_name}.pdf",
         log:
-            f"logs/figures/{figure_name}.log",
+            f"logs/{NAME}/figures/{figure_name}.log",
         conda:
             "../../environment.yml"
         threads: 1
@@ -37,7 +37,7 @@ for figure_name, figure_experiment in FIGURES.items():
         params:
             name=figure_name,
             tables_dir=(
-                f"--tables-dir results/tables/{figure_experiment}"
+                f"--tables-dir {RESULTS}/tables/{figure_experiment}"
                 if tables_drawn
                 else ""
             ),
@@ -47,11 +47,11 @@ for figure_name, figure_experiment in FIGURES.items():
 
 rule manifest:
     input:
-        expand("figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+        expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
     output:
-        "figures/manifest.json",
+        f"{FIGURES_DIR}/manifest.json",
     log:
-        "logs/figures/manifest.log",
+        f"logs/{NAME}/figures/manifest.log",
     conda:
         "../../environment.yml"
     threads: 1

@@ -3,14 +3,14 @@
 
 rule tables:
     input:
-        lambda wc: [f"{d}/status.json" for d in experiment_run_dirs(wc.experiment)],
+        lambda wc: EXPERIMENT_GROUPS[wc.experiment],
     output:
         **{
-            name: f"results/tables/{{experiment}}/{name}.parquet"
+            name: f"{RESULTS}/tables/{{experiment}}/{name}.parquet"
             for name in rnngrad_config.TABLES
         },
     log:
-        "logs/tables/{experiment}.log",
+        f"logs/{NAME}/tables/{{experiment}}.log",
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
     conda:
@@ -20,22 +20,24 @@ rule tables:
         mem_mb=4000,
         runtime=10,
     params:
-        run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
+        run_list=lambda wc: rnngrad_groups.run_list_path(RESULTS, wc.experiment),
+        run_list_sha256=lambda wc: PLAN_SHA256[wc.experiment],
+        out_dir=lambda wc: f"{RESULTS}/tables/{wc.experiment}",
     shell:
-        "python -m rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"
+        "python -m rnngrad tables --out-dir {params.out_dir} --run-list {params.run_list} > {log} 2>&1"
 
 
 rule summary:
     input:
         expand(
-            "results/tables/{experiment}/{table}.parquet",
+            f"{RESULTS}/tables/{{experiment}}/{{table}}.parquet",
             experiment=config["experiments"],
             table=["runs", "products", "gradients", "spectrum"],
         ),
     output:
-        "results/summary.md",
+        f"{RESULTS}/summary.md",
     log:
-        "logs/summary.log",
+        f"logs/{NAME}/summary.log",
     conda:
         "../../environment.yml"
     threads: 1
@@ -44,7 +46,7 @@ rule summary:
         runtime=10,
     params:
         tables_dirs=expand(
-            "results/tables/{experiment}", experiment=config["experiments"]
+            f"{RESULTS}/tables/{{experiment}}", experiment=config["experiments"]
         ),
     shell:
         "python -m rnngrad summary --out {output} {params.tables_dirs} > {log} 2>&1"

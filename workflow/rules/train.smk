@@ -1,30 +1,30 @@
-# Training: one job per run of every experiment grid; the whole resolved spec reaches the job as a param, so a
-# changed hyperparameter re-runs exactly the runs it touches.
+# Training: one job per group of runs (rnngrad.groups); the group's resolved specs reach the job as a file whose
+# sha256 is a param, so a changed hyperparameter re-runs exactly the groups it touches.
+# Each run still writes its own folder, results/{name}/runs/{experiment}/{run_id}/.
 
 
 rule train:
     input:
-        unpack(run_data),
+        unpack(group_inputs),
     output:
-        **{
-            name.replace(".", "_"): f"results/runs/{{experiment}}/{{run}}/{name}"
-            for name in rnngrad_config.RUN_FILES
-        },
+        f"{RESULTS}/groups/{{experiment}}/{{group}}/status.json",
     log:
-        "logs/train/{experiment}/{run}.log",
+        f"logs/{NAME}/train/{{experiment}}/{{group}}.log",
     benchmark:
-        "benchmarks/train/{experiment}/{run}.tsv"
+        f"benchmarks/{NAME}/train/{{experiment}}/{{group}}.tsv"
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
-        run=".+",
+        group=".+",
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: config["threads"]
     resources:
         mem_mb=2000,
         runtime=60,
     params:
-        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
-        out_dir="results/runs/{experiment}/{run}",
+        specs=lambda wc: rnngrad_groups.specs_path(RESULTS, wc.experiment, wc.group),
+        specs_sha256=lambda wc: PLAN_SHA256[(wc.experiment, wc.group)],
+        runs_dir=lambda wc: f"{RESULTS}/runs/{wc.experiment}",
     shell:
-        "python -m rnngrad train --spec '{params.spec}' --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m rnngrad train --specs {params.specs} --runs-dir {params.runs_dir} --threads {threads}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,65 @@
+"""Which code made a result: the training code's hash, the git commit, and the software that ran it.
+
+A run's numbers depend on the modules it imports, not on the figure or table code that reads it later, so
+``code_sha256`` hashes the training code alone (:func:`training_code`): a changed figure module leaves runs
+current, a changed gradients.py makes every run stale. The train rule takes the same files as inputs, so
+Snakemake retrains after such a change, and ``rnngrad stale`` lists the runs a checkout would retrain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from functools import cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+# Modules that only read finished runs: changing them never changes a run's files.
+AFTER_TRAINING = ("figures", "tables.py", "summary.py", "manifest.py", "analysis.py", "cli.py", "__main__.py")
+
+
+def training_code(package: Path = PACKAGE) -> list[Path]:
+    """The package's source files that training can import, in a fixed order."""
+    return sorted(
+        path
+        for path in package.rglob("*.py")
+        if path.relative_to(package).parts[0] not in AFTER_TRAINING and "__pycache__" not in path.parts
+    )
+
+
+@cache
+def code_sha256(package: Path = PACKAGE) -> str:
+    digest = hashlib.sha256()
+    for path in training_code(package):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@cache
+def git_state(folder: Path = PACKAGE) -> dict:
+    """The checkout's commit and whether the package's sources differ from it (None outside a git checkout)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", str(folder)))
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def provenance(device: str, threads: int) -> dict:
+    """What status.json records about the code and the machine that produced a run."""
+    import torch  # here: the figures' manifest records provenance too and needs no torch import
+
+    return {
+        "code_sha256": code_sha256(),
+        **git_state(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device,
+        "threads": threads,
+    }
