@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)  # rules call the `rnngrad` CLI of this venv
 
-.PHONY: figures test report dryrun clean-results
+.PHONY: figures test report dryrun paper-tiny paper-cost
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,10 @@ test: $(VENV)/.installed  ## the whole test suite, linters included
 
 dryrun: $(VENV)/.installed
 	$(BIN)/snakemake --profile workflow/profiles/default -n
+
+paper-tiny: $(VENV)/.installed  ## the paper grid's every experiment, run and rule at tiny sizes (2 steps), end to end
+	$(BIN)/python -m rnngrad miniature config/paper.yaml --out results/paper-tiny.yaml
+	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile results/paper-tiny.yaml
+
+paper-cost: $(VENV)/.installed  ## the paper grid's CPU-hours and longest job, from step costs timed on this machine
+	$(BIN)/python -m rnngrad cost config/paper.yaml

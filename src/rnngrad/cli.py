@@ -65,6 +65,23 @@ def cmd_manifest(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_cost(args) -> None:
+    from rnngrad.cost import estimate, report
+
+    config = configuration.load(args.config)
+    print(report(estimate(config, configuration.expand(config))))
+
+
+def cmd_miniature(args) -> None:
+    import yaml
+
+    tiny = configuration.miniature(configuration.load(args.config))
+    configuration.validate(tiny)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(yaml.safe_dump(tiny, sort_keys=False))
+    print(f"wrote {args.out}: {len(configuration.expand(tiny))} runs, output root results/{tiny['name']}/")
+
+
 def cmd_validate(args) -> None:
     config = configuration.load(args.config)
     specs = configuration.expand(config)
@@ -118,6 +135,15 @@ def parser() -> argparse.ArgumentParser:
     man.add_argument("--out", required=True, help="figures/manifest.json (figures are read beside it)")
     man.add_argument("figures", nargs="+", help="name=experiment (empty experiment for theory figures)")
     man.set_defaults(func=cmd_manifest)
+
+    cost = stages.add_parser("cost", help="estimate a config's CPU-hours and longest job from step costs timed here")
+    cost.add_argument("config")
+    cost.set_defaults(func=cmd_cost)
+
+    mini = stages.add_parser("miniature", help="the same grid at tiny sizes (2 steps), to run it end to end first")
+    mini.add_argument("config")
+    mini.add_argument("--out", required=True, help="the tiny config's YAML path")
+    mini.set_defaults(func=cmd_miniature)
 
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")

@@ -219,3 +219,29 @@ def gamma(spec: dict) -> float:
     from rnngrad.models import ACTIVATIONS  # here: the Snakefile imports this module, torch costs seconds
 
     return ACTIVATIONS[spec["activation"]].gamma if spec["model"] == "rnn" else math.nan
+
+
+MINIATURE = {  # what `miniature` sets everywhere: the sizes that make a grid's every run take a fraction of a second
+    "train": {"steps": 2, "hidden": 8, "batch_size": 4, "eval_every": 1, "checkpoint_every": 1},
+    "logging": {"every": None, "spectra_every": None, "at": [], "log_batch": 2, "jacobian_samples": 1},
+    "data": {"n_train": 16, "n_test": 8},
+    "groups": {"max_runs": 65},  # a whole paper grid cell per job: the same runs and rules in about 100 jobs
+}
+
+
+def miniature(config: dict) -> dict:
+    """The same grid (every experiment, every run and group, every figure) at tiny sizes, under its own output
+    root ``{name}-tiny``: a check that a big grid runs end to end through every rule before it is submitted.
+    One-unit experiments keep hidden = 1; groups are larger, so that start-up does not dominate the check."""
+    tiny = copy.deepcopy(config)
+    tiny["name"] = f"{config['name']}-tiny"
+    tiny["data"].update(MINIATURE["data"])
+    tiny["train"].update(MINIATURE["train"])
+    tiny["logging"].update(MINIATURE["logging"])
+    tiny["groups"].update(MINIATURE["groups"])
+    for experiment in tiny["experiments"].values():
+        overrides = experiment.get("train", {})
+        for key in set(overrides) & set(MINIATURE["train"]):
+            overrides[key] = 1 if key == "hidden" and overrides[key] == 1 else MINIATURE["train"][key]
+        experiment.pop("logging", None)
+    return tiny

@@ -1,0 +1,121 @@
+"""Run groups: the grouping rule, the plan files, the tiny paper grid and the cost estimate."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, copy_workflow
+
+from rnngrad import config as configuration
+from rnngrad.cost import estimate, report
+from rnngrad.groups import CELL_AXES, group_specs, read_run_list, run_list_path, specs_path, write_plan
+
+BIN = Path(sys.executable).parent
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["smoke", "config", "paper"])
+def test_every_run_is_in_one_group_of_runs_that_share_their_cell(name):
+    config = load(name)
+    specs = configuration.expand(config)
+    groups = group_specs(specs, config["groups"]["max_runs"])
+    members = [(spec["experiment"], spec["run_id"]) for group in groups.values() for spec in group]
+    assert sorted(members) == sorted((spec["experiment"], spec["run_id"]) for spec in specs)
+    for (experiment, _), group in groups.items():
+        assert 1 <= len(group) <= config["groups"]["max_runs"]
+        assert {spec["experiment"] for spec in group} == {experiment}
+        assert len({tuple(spec[axis] for axis in CELL_AXES) for spec in group}) == 1
+        assert len({(spec["train_data"], spec["test_data"], spec["steps"], spec["hidden"]) for spec in group}) == 1
+
+
+def test_bad_group_size_is_refused():
+    with pytest.raises(ValueError, match="groups.max_runs"):
+        group_specs(configuration.expand(load("smoke")), 0)
+
+
+def plan(config: dict, folder: Path, monkeypatch) -> dict:
+    """The plan written under folder/results (the same relative paths for every folder)."""
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return write_plan(group_specs(configuration.expand(config), config["groups"]["max_runs"]), "results")
+
+
+def test_a_changed_hyperparameter_changes_exactly_its_experiments_groups(tmp_path, monkeypatch):
+    config = load("config")
+    before = plan(config, tmp_path / "a", monkeypatch)
+    changed = copy.deepcopy(config)
+    changed["experiments"]["clipping"]["train"]["lr"] = 0.5
+    after = plan(changed, tmp_path / "b", monkeypatch)
+    assert set(before) == set(after)
+    differing = {key for key in before if before[key] != after[key]}
+    assert differing and all(isinstance(key, tuple) and key[0] == "clipping" for key in differing)
+
+
+def test_a_changed_grid_axis_changes_only_the_cells_it_touches(tmp_path, monkeypatch):
+    config = load("config")
+    before = plan(config, tmp_path / "a", monkeypatch)
+    changed = copy.deepcopy(config)
+    changed["experiments"]["scales"]["grid"][1]["scale"].append(3.0)  # the adding block only
+    after = plan(changed, tmp_path / "b", monkeypatch)
+    differing = {key for key in set(before) | set(after) if before.get(key) != after.get(key)}
+    assert "scales" in differing  # the experiment's run list
+    groups = {key for key in differing if isinstance(key, tuple)}
+    assert groups and all(key[0] == "scales" and key[1].startswith("adding/") for key in groups)
+
+
+def test_plan_files_are_rewritten_only_when_they_change(tmp_path, monkeypatch):
+    config = load("smoke")
+    first = plan(config, tmp_path / "a", monkeypatch)
+    experiment, group = next(iter(group_specs(configuration.expand(config), config["groups"]["max_runs"])))
+    specs_file = Path(specs_path("results", experiment, group))
+    stamp = specs_file.stat().st_mtime_ns
+    assert write_plan(group_specs(configuration.expand(config), config["groups"]["max_runs"]), "results") == first
+    assert specs_file.stat().st_mtime_ns == stamp
+    run_dirs = read_run_list(run_list_path("results", experiment))
+    assert len(run_dirs) == sum(spec["experiment"] == experiment for spec in configuration.expand(config))
+
+
+def test_miniature_keeps_every_run_and_figure_at_two_steps():
+    paper = load("paper")
+    tiny = configuration.miniature(paper)
+    configuration.validate(tiny)
+    specs, tiny_specs = configuration.expand(paper), configuration.expand(tiny)
+    assert [s["run_id"] for s in tiny_specs] == [s["run_id"] for s in specs]
+    assert tiny["figures"] == paper["figures"] and tiny["name"] == "paper-tiny"
+    assert {s["steps"] for s in tiny_specs} == {2}
+    assert {s["hidden"] for s in tiny_specs} == {1, 8}
+    assert paper["train"]["steps"] == 20000  # not mutated
+
+
+def test_no_command_line_grows_with_the_grid(tmp_path):
+    """The paper grid's plan: every job's shell command is short (one argument is capped at 128 kB by Linux)."""
+    workdir = copy_workflow(tmp_path)
+    tiny = workdir / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(configuration.miniature(load("paper"))))
+    result = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--printshellcmds", "--configfile", str(tiny), "--cores", "1"],
+        cwd=workdir, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    commands = [line for line in result.stdout.splitlines() if "python -m rnngrad" in line]
+    assert any(" train " in c for c in commands) and any(" tables " in c for c in commands)
+    assert max(len(c) for c in commands) < 1000
+
+
+def test_cost_estimate_counts_every_run_and_job():
+    config = load("smoke")
+    specs = configuration.expand(config)
+    runs = estimate(config, specs)
+    assert len(runs) == len(specs) and (runs.seconds > 0).all()
+    jobs = len(group_specs(specs, config["groups"]["max_runs"]))
+    assert f"Total: {len(specs)} runs in {jobs} training jobs" in report(runs)
+    longer = copy.deepcopy(config)
+    longer["train"]["steps"] *= 10
+    assert estimate(longer, configuration.expand(longer)).seconds.sum() > runs.seconds.sum()
