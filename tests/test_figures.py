@@ -338,6 +338,18 @@ def test_figure_renders_without_warnings(name, experiments, tmp_path):
     assert_rendered(out, 10_000)
 
 
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_rebuilt_from_the_same_tables_is_the_same_bytes(name, experiments, tmp_path, monkeypatch):
+    """PNG and PDF carry no creation date: a rebuild is byte-identical, so the manifest's sha256 certifies it.
+    (The two renders are dated years apart through SOURCE_DATE_EPOCH, which matplotlib would write.)"""
+    for folder, epoch in (("a", "0"), ("b", "1700000000")):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+        (tmp_path / folder).mkdir()
+        figure_module(name).render(tables_for(name, experiments), tmp_path / folder / f"{name}.png")
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "a" / f"{name}.{ext}").read_bytes() == (tmp_path / "b" / f"{name}.{ext}").read_bytes()
+
+
 @pytest.mark.parametrize("name", [n for n in FIGURES if EXPERIMENT[n]])
 def test_figure_renders_empty_tables(name, experiments, tmp_path):
     empty = {table: frame.iloc[0:0] for table, frame in tables_for(name, experiments).items()}

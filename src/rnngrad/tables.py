@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rnngrad.config import SPEC_COLUMNS, TABLES, gamma
-from rnngrad.io import mismatched_files, read_json, write_parquet
+from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
 
 
 def spec_columns(spec: dict) -> dict:
@@ -35,22 +37,23 @@ def verify_run(run_dir: Path, status: dict) -> None:
         )
 
 
-def read_run(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """One run's frames, each with the spec columns joined, after checking every file's sha256."""
+def read_status(run_dir: str | Path) -> pd.DataFrame:
+    """One run's row of the runs table (spec columns and status), after checking every file's sha256."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / "status.json")
     verify_run(run_dir, status)
     status.pop("sha256")
     provenance = status.pop("provenance", {})
     status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
-    spec = spec_columns(read_json(run_dir / "spec.json"))
     status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
-    frames = {"runs": pd.DataFrame([{**spec, **status}])}
-    for name in TABLES[1:]:
-        frame = pd.read_parquet(run_dir / f"{name}.parquet")
-        joined = {key: value for key, value in spec.items() if key not in frame.columns}  # metrics has its own lr
-        frames[name] = frame.assign(**joined)[[*joined, *frame.columns]]
-    return frames
+    return pd.DataFrame([{**spec_columns(read_json(run_dir / "spec.json")), **status}])
+
+
+def read_run_table(run_dir: str | Path, name: str, spec: dict) -> pd.DataFrame:
+    """One run's table ``name`` with the spec columns joined in front (metrics keeps its own lr)."""
+    frame = pd.read_parquet(Path(run_dir) / f"{name}.parquet")
+    joined = {key: value for key, value in spec.items() if key not in frame.columns}
+    return frame.assign(**joined)[[*joined, *frame.columns]]
 
 
 def code_versions_warning(runs: pd.DataFrame) -> str | None:
@@ -67,22 +70,49 @@ def code_versions_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
-def aggregate(run_dirs: list[str | Path]) -> dict[str, pd.DataFrame]:
-    per_run = [read_run(run_dir) for run_dir in sorted(run_dirs)]
-    tables = {}
-    for name in TABLES:
-        frames = [frames[name] for frames in per_run if not frames[name].empty]
-        tables[name] = pd.concat(frames, ignore_index=True) if frames else per_run[0][name]
-    return tables
+def _stream_table(name: str, run_dirs: list[str], specs: list[dict], path: Path) -> None:
+    """Write table ``name`` one run at a time (a row group each): memory holds one run's rows, not the grid's.
+    Runs without rows for it (the LSTM has no Jacobians) add none; if no run has any, the table is empty."""
+    writer = None
+    try:
+        for run_dir, spec in zip(run_dirs, specs, strict=True):
+            frame = read_run_table(run_dir, name, spec)
+            if frame.empty:
+                continue
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            elif table.schema != writer.schema:
+                if set(table.schema.names) != set(writer.schema.names):
+                    raise RunFileError(
+                        f"{run_dir}/{name}.parquet: columns {table.schema.names} differ from "
+                        f"the other runs' {writer.schema.names}; retrain it with this code"
+                    )
+                table = table.select(writer.schema.names).cast(writer.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        read_run_table(run_dirs[0], name, specs[0]).to_parquet(path, index=False)
 
 
 def write_tables(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
-    """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically)."""
-    tables = aggregate(run_dirs)
-    warning = code_versions_warning(tables["runs"])
+    """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically), runs in sorted order.
+
+    The runs table is built in memory (a row a run); the others are streamed run by run, so a grid of thousands
+    of runs needs the memory of its largest run, not of its tables."""
+    run_dirs = sorted(str(run_dir) for run_dir in run_dirs)
+    runs = pd.concat([read_status(run_dir) for run_dir in run_dirs], ignore_index=True)
+    warning = code_versions_warning(runs)
     if warning:
         print(warning, file=sys.stderr)
-    return {name: write_parquet(Path(out_dir) / f"{name}.parquet", frame) for name, frame in tables.items()}
+    specs = runs[list(SPEC_COLUMNS)].to_dict("records")
+    paths = {"runs": write_parquet(Path(out_dir) / "runs.parquet", runs)}
+    for name in TABLES[1:]:
+        path = Path(out_dir) / f"{name}.parquet"
+        paths[name] = atomic_write(path, lambda tmp, name=name: _stream_table(name, run_dirs, specs, tmp))
+    return paths
 
 
 def read_tables(tables_dir: str | Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:

@@ -11,6 +11,8 @@ rule tables:
         },
     log:
         f"logs/{NAME}/tables/{{experiment}}.log",
+    benchmark:
+        f"benchmarks/{NAME}/tables/{{experiment}}.tsv"
     wildcard_constraints:
         experiment="[A-Za-z0-9_]+",
     conda:
