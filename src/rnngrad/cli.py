@@ -61,7 +61,8 @@ def cmd_manifest(args) -> None:
     from rnngrad.manifest import write_manifest
 
     figures = dict(item.split("=", 1) for item in args.figures)
-    write_manifest(args.out, args.config_sha256, {k: v or None for k, v in figures.items()}, Path(args.out).parent)
+    experiments = {name: experiment or None for name, experiment in figures.items()}
+    write_manifest(args.out, args.config_sha256, experiments, Path(args.out).parent, args.results)
     print(f"wrote {args.out}")
 
 
@@ -132,7 +133,8 @@ def parser() -> argparse.ArgumentParser:
 
     man = stages.add_parser("manifest", help="list every figure with its sha256 and the config hash")
     man.add_argument("--config-sha256", required=True)
-    man.add_argument("--out", required=True, help="figures/manifest.json (figures are read beside it)")
+    man.add_argument("--out", required=True, help="figures/{name}/manifest.json (figures are read beside it)")
+    man.add_argument("--results", required=True, help="the config's output root (its runs tables give provenance)")
     man.add_argument("figures", nargs="+", help="name=experiment (empty experiment for theory figures)")
     man.set_defaults(func=cmd_manifest)
 

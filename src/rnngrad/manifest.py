@@ -1,12 +1,18 @@
-"""figures/manifest.json: every figure with the sha256 of its files and of the config it came from."""
+"""figures/{name}/manifest.json: every figure with the sha256 of its files, of the config it came from, and the
+provenance of the code and software that drew it and of the training code behind its runs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
+from importlib.metadata import version
 from pathlib import Path
 
+import pandas as pd
+
 from rnngrad.io import file_sha256, write_json
+from rnngrad.provenance import git_state
 
 
 def config_sha256(config: dict) -> str:
@@ -14,14 +20,29 @@ def config_sha256(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def write_manifest(out: str | Path, config_hash: str, figures: dict[str, str | None], figures_dir: str | Path) -> dict:
-    """``figures``: name -> the experiment whose tables it draws (None for theory-only figures)."""
-    figures_dir = Path(figures_dir)
+def runs_code(tables_dir: Path) -> list[str]:
+    """The training-code versions (code_sha256) of an experiment's runs: one, unless the tables mix versions."""
+    runs = pd.read_parquet(tables_dir / "runs.parquet", columns=["code_sha256"])
+    return sorted(str(code) for code in runs.code_sha256.unique())
+
+
+def write_manifest(
+    out: str | Path, config_hash: str, figures: dict[str, str | None], figures_dir: str | Path, results: str | Path
+) -> dict:
+    """``figures``: name -> the experiment whose tables it draws (None for theory-only figures), read from
+    ``results/tables/{experiment}``."""
+    figures_dir, results = Path(figures_dir), Path(results)
     manifest = {
         "config_sha256": config_hash,
+        "provenance": {
+            **git_state(),
+            "python": platform.python_version(),
+            **{package: version(package) for package in ("matplotlib", "seaborn", "pandas")},
+        },
         "figures": {
             name: {
                 "experiment": experiment,
+                "runs_code_sha256": runs_code(results / "tables" / experiment) if experiment else [],
                 **{ext: file_sha256(figures_dir / f"{name}.{ext}") for ext in ("png", "pdf")},
             }
             for name, experiment in sorted(figures.items())

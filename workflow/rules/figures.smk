@@ -47,7 +47,13 @@ for figure_name, figure_experiment in FIGURES.items():
 
 rule manifest:
     input:
-        expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
+        figures=expand(
+            f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]
+        ),
+        runs=[
+            f"{RESULTS}/tables/{experiment}/runs.parquet"
+            for experiment in sorted({e for e in FIGURES.values() if e})
+        ],
     output:
         f"{FIGURES_DIR}/manifest.json",
     log:
@@ -61,5 +67,7 @@ rule manifest:
     params:
         config_sha256=config_sha256(config),
         figures=[f"{name}={experiment or ''}" for name, experiment in FIGURES.items()],
+        results=RESULTS,
     shell:
-        "python -m rnngrad manifest --config-sha256 {params.config_sha256} --out {output} {params.figures} > {log} 2>&1"
+        "python -m rnngrad manifest --config-sha256 {params.config_sha256} --results {params.results} --out {output}"
+        " {params.figures} > {log} 2>&1"

@@ -1,0 +1,54 @@
+"""Provenance and progress: which code made a run, stale runs found and warned about, jobs that are never silent."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+from test_train import datasets, make_spec  # noqa: F401 - datasets is a fixture
+
+from rnngrad import tables
+from rnngrad.io import read_json, write_json
+from rnngrad.provenance import code_sha256, training_code
+from rnngrad.train import train, train_group
+
+
+def test_status_records_the_code_and_the_machine(datasets, tmp_path):  # noqa: F811
+    status = train(make_spec(datasets, steps=4), tmp_path)
+    provenance = status["provenance"]
+    assert provenance["code_sha256"] == code_sha256() and len(provenance["code_sha256"]) == 64
+    assert provenance["torch"] == torch.__version__ and provenance["python"] == platform.python_version()
+    assert provenance["device"] == "cpu" and provenance["threads"] == torch.get_num_threads()
+    assert {"git_commit", "git_dirty"} <= set(provenance)
+    assert read_json(tmp_path / "status.json") == status
+
+
+def test_training_code_leaves_out_what_only_reads_runs():
+    names = {path.name for path in training_code()}
+    assert {"train.py", "gradients.py", "models.py", "optim.py"} <= names
+    assert not {"tables.py", "summary.py", "manifest.py", "style.py"} & names
+
+
+def test_runs_of_other_code_are_listed_and_warned_about(datasets, tmp_path, capsys):  # noqa: F811
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        train(make_spec(datasets, steps=4, seed=seed), results / "runs" / "e" / f"s{seed}")
+    assert tables.stale_runs(results) == []
+    status_file = results / "runs" / "e" / "s1" / "status.json"
+    status = read_json(status_file)
+    status["provenance"]["code_sha256"] = "0" * 64
+    write_json(status_file, status)
+    assert tables.stale_runs(results) == [(str(status_file.parent), "0" * 64)]
+    capsys.readouterr()
+    tables.write_tables([results / "runs" / "e" / "s0", results / "runs" / "e" / "s1"], tmp_path / "tables")
+    warning = capsys.readouterr().err
+    assert "mix runs made by different training code" in warning and "000000000000: 1 runs, e.g. r" in warning
+
+
+def test_a_group_reports_its_member_and_each_run_its_progress(datasets, tmp_path, capsys):  # noqa: F811
+    specs = [make_spec(datasets, run_id=f"m{seed}", seed=seed, steps=20, eval_every=10) for seed in (0, 1)]
+    train_group(specs, tmp_path)
+    log = capsys.readouterr().out
+    assert "group member 1/2: m0" in log and "group member 2/2: m1" in log
+    assert "m1: step 10/20: train loss" in log and "steps/s, ETA" in log
+    assert "m0: completed after 20 steps" in log
