@@ -21,6 +21,7 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH='{workflow.basedir}/src'; ")
 sys.path.insert(0, f"{workflow.basedir}/src")
 
 import rnngrad.config as rnngrad_config
+import rnngrad.contract as rnngrad_contract
 
 # A --configfile replaces the default config instead of being merged into it.
 if not config:

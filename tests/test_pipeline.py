@@ -15,7 +15,7 @@ import yaml
 from conftest import ROOT, copy_workflow
 
 from rnngrad import config as configuration
-from rnngrad.config import RUN_FILES
+from rnngrad.contract import RUN_FILES
 from rnngrad.figures import figure_module, figure_tables
 
 BIN = Path(sys.executable).parent

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rnngrad import tasks
-from rnngrad.config import RUN_FILES
+from rnngrad.contract import RUN_FILES
 from rnngrad.io import read_json
 from rnngrad.train import log_steps, train
 

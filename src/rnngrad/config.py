@@ -17,25 +17,10 @@ import jsonschema
 import yaml
 
 from rnngrad import tasks
+from rnngrad.contract import data_path
 from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-SPEC_COLUMNS = (  # the spec fields every table row carries
-    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
-    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
-)  # fmt: skip
-# The files every run writes and the tables each experiment gets: the data contract, named once here (a module
-# the Snakefile imports cheaply) for the training code, the table builder and the rules.
-LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
-RUN_FILES = (
-    "spec.json",
-    "metrics.parquet",
-    *(f"{name}.parquet" for name in LOG_TABLES),
-    "status.json",
-    "model_init.pt",
-    "model_final.pt",
-)
-TABLES = ("runs", "metrics", *LOG_TABLES)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "seed")
 
 
@@ -152,10 +137,6 @@ def label(spec: dict) -> str:
     if spec["activation"] == "relu" and spec["init"] == "identity":
         return "IRNN"
     return f"RNN-{spec['activation']}"
-
-
-def data_path(task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
-    return f"results/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"
 
 
 def expand(config: dict) -> list[dict]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnngrad.config import SPEC_COLUMNS, TABLES, gamma
+from rnngrad.config import gamma
+from rnngrad.contract import SPEC_COLUMNS, TABLES
 from rnngrad.io import file_sha256, read_json, write_parquet
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from rnngrad import gradients, tasks
-from rnngrad.config import LOG_TABLES, RUN_FILES
+from rnngrad.contract import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import build_model

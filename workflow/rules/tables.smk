@@ -7,7 +7,7 @@ rule tables:
     output:
         **{
             name: f"results/tables/{{experiment}}/{name}.parquet"
-            for name in rnngrad_config.TABLES
+            for name in rnngrad_contract.TABLES
         },
     log:
         "logs/tables/{experiment}.log",

@@ -8,7 +8,7 @@ rule train:
     output:
         **{
             name.replace(".", "_"): f"results/runs/{{experiment}}/{{run}}/{name}"
-            for name in rnngrad_config.RUN_FILES
+            for name in rnngrad_contract.RUN_FILES
         },
     log:
         "logs/train/{experiment}/{run}.log",
