@@ -33,8 +33,8 @@ def digest(arrays: dict[str, np.ndarray]) -> str:
 
 
 def test_api_constants():
-    assert tasks.TASKS == ("copy", "adding")
-    assert tasks.VARIANTS == {"copy": ("all", "copied"), "adding": ("le", "hochreiter")}
+    assert tasks.TASKS == ("adding", "copy")
+    assert tasks.VARIANTS == {"adding": ("le", "hochreiter"), "copy": ("all", "copied")}
     assert (tasks.n_inputs("copy"), tasks.n_outputs("copy")) == (10, 10)
     assert (tasks.n_inputs("adding"), tasks.n_outputs("adding")) == (2, 1)
 
@@ -47,7 +47,7 @@ def test_api_constants():
     T=st.integers(1, 60), n=sizes, seed=seeds, copy_len=st.integers(1, 12), variant=st.sampled_from(["all", "copied"])
 )
 def test_copy_rules(T, n, seed, copy_len, variant):
-    a = tasks.generate("copy", T, n, seed, variant, copy_len)
+    a = tasks.generate("copy", T, n, seed, variant, copy_len=copy_len)
     x, y, mask = a["x"], a["y"], a["mask"]
     length = T + 2 * copy_len
     assert set(a) == {"x", "y", "mask"}
@@ -117,7 +117,7 @@ def test_hochreiter_lengths_cover_the_range():
 @pytest.mark.parametrize("variant", ["all", "copied"])
 def test_copy_symbols_are_uniform(variant):
     """The 8 data symbols appear equally often (chi-square at 8 - 1 degrees of freedom)."""
-    symbols = tasks.generate("copy", 5, 5000, 11, variant, 10)["x"][:, :10]
+    symbols = tasks.generate("copy", 5, 5000, 11, variant, copy_len=10)["x"][:, :10]
     counts = np.bincount(symbols.ravel(), minlength=8)
     expected = symbols.size / 8
     chi2 = ((counts - expected) ** 2 / expected).sum()
@@ -154,8 +154,8 @@ def copy_memoryless_loss(T: int, copy_len: int, variant: str) -> tuple[float, fl
     by KL ~ (K - 1)/(2 N) nats per copied position, which the fresh-data estimate includes.
     """
     n = 20_000
-    fit = tasks.generate("copy", T, n, 0, variant, copy_len)
-    test = tasks.generate("copy", T, n, 1, variant, copy_len)
+    fit = tasks.generate("copy", T, n, 0, variant, copy_len=copy_len)
+    test = tasks.generate("copy", T, n, 1, variant, copy_len=copy_len)
     counts = np.stack([np.bincount(column, minlength=10) for column in fit["y"].T])  # [L, 10]
     log_p = np.log(np.maximum(counts, 1e-300) / n)
     token_loss = -log_p[np.arange(test["y"].shape[1]), test["y"]]  # [n, L]
@@ -193,11 +193,17 @@ def test_adding_hochreiter_constant_predictor_reaches_baseline(T):
 # --- determinism and files -----------------------------------------------------------------------------------
 
 CASES = {
-    "copy-all": (("copy", 6, 3, 7, "all", 4), "7bd89b17de26d51ec8d7d49689469c7cc25390d459370ced53259014e3de68ec"),
-    "copy-copied": (("copy", 6, 3, 7, "copied", 4), "3c34c0ab4d37c31e340d62e9af3f344d95dd7e3d6a7d300a47e87e830d2443b3"),
-    "adding-le": (("adding", 8, 3, 7, "le"), "10bb11c989fbc8ad2d5b664edaa9ddf0d829c72ae489fa6fc91e25457c3fda53"),
+    "copy-all": (
+        ("copy", 6, 3, 7, "all", {"copy_len": 4}),
+        "7bd89b17de26d51ec8d7d49689469c7cc25390d459370ced53259014e3de68ec",
+    ),
+    "copy-copied": (
+        ("copy", 6, 3, 7, "copied", {"copy_len": 4}),
+        "3c34c0ab4d37c31e340d62e9af3f344d95dd7e3d6a7d300a47e87e830d2443b3",
+    ),
+    "adding-le": (("adding", 8, 3, 7, "le", {}), "10bb11c989fbc8ad2d5b664edaa9ddf0d829c72ae489fa6fc91e25457c3fda53"),
     "adding-hochreiter": (
-        ("adding", 20, 3, 7, "hochreiter"),
+        ("adding", 20, 3, 7, "hochreiter", {}),
         "a4af7235fb46c289f282ffd2c44ff561d8706068bc4303d35d74b814d77763cc",
     ),
 }
@@ -206,8 +212,8 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_generation_is_pinned(case):
     """A hard-coded digest: a change of numpy's streams or of the rules shows up here, on any machine."""
-    args, expected = CASES[case]
-    assert digest(tasks.generate(*args)) == expected
+    (*args, params), expected = CASES[case]
+    assert digest(tasks.generate(*args, **params)) == expected
 
 
 @settings(max_examples=25, deadline=None)
@@ -227,18 +233,15 @@ def test_generation_is_a_pure_function(task_variant, T, n, seed):
 
 @pytest.mark.parametrize("case", CASES)
 def test_save_and_load_arrays_round_trip(tmp_path, case):
-    args, _ = CASES[case]
-    task, T, n, seed, variant, *rest = args
+    (task, T, n, seed, variant, rest), _ = CASES[case]
     path = tmp_path / "sub" / "train-seed7.npz"
-    sidecar = tasks.generate_file(path, task, T, n, seed, variant, *rest)
-    arrays = tasks.generate(*args)
+    sidecar = tasks.generate_file(path, task, T, n, seed, variant, **rest)
+    arrays = tasks.generate(task, T, n, seed, variant, **rest)
     assert sorted(p.name for p in path.parent.iterdir()) == ["train-seed7.json", "train-seed7.npz"]
     assert sidecar == json.loads(path.with_suffix(".json").read_text())
-    params = {"task": task, "variant": variant, "T": T, "n": n, "seed": seed}
-    if task == "copy":
-        params["copy_len"] = rest[0]
+    params = {"task": task, "variant": variant, "T": T, "n": n, "seed": seed, **rest}
     assert {key: sidecar[key] for key in params} == params
-    assert sidecar["baseline_loss"] == tasks.baseline_loss(task, T, variant, *rest)
+    assert sidecar["baseline_loss"] == tasks.baseline_loss(task, T, variant, **rest)
     assert sidecar["rnngrad_version"] == rnngrad.__version__
     assert sidecar["sequence_length"] == arrays["mask"].shape[1]
     for name, array in arrays.items():
@@ -251,7 +254,7 @@ def test_save_and_load_arrays_round_trip(tmp_path, case):
     loaded = tasks.load_arrays(path)
     assert digest(loaded) == digest(arrays)
     assert {name: a.dtype for name, a in loaded.items()} == {name: a.dtype for name, a in arrays.items()}
-    tasks.generate_file(path, task, T, n, seed, variant, *rest)  # regenerating writes the same sidecar
+    tasks.generate_file(path, task, T, n, seed, variant, **rest)  # regenerating writes the same sidecar
     assert json.loads(path.with_suffix(".json").read_text()) == sidecar
 
 
@@ -357,7 +360,7 @@ def test_not_an_archive_is_caught(dataset):
 def test_load_copy(tmp_path, variant):
     path = tmp_path / "copy.npz"
     tasks.generate_file(path, "copy", 9, 5, 2, variant, copy_len=4)
-    arrays = tasks.generate("copy", 9, 5, 2, variant, 4)
+    arrays = tasks.generate("copy", 9, 5, 2, variant, copy_len=4)
     inputs, targets, mask = tasks.load(path)
     assert (inputs.shape, inputs.dtype) == ((5, 17, 10), torch.float32)
     assert (targets.shape, targets.dtype) == ((5, 17), torch.int64)
@@ -422,7 +425,7 @@ def test_bad_parameters_name_the_parameter(change, name):
     assert name in str(info.value)
     if "n" not in change and "seed" not in change:
         with pytest.raises(DatasetError) as info:
-            tasks.baseline_loss(params["task"], params["T"], params["variant"], params["copy_len"])
+            tasks.baseline_loss(params["task"], params["T"], params["variant"], copy_len=params["copy_len"])
         assert name in str(info.value)
 
 
@@ -431,21 +434,20 @@ def test_minimum_T_is_accepted():
         tasks.generate(task, minimum, 2, 0, variant)
 
 
-def test_copy_len_is_ignored_by_adding():
-    np.testing.assert_array_equal(
-        tasks.generate("adding", 10, 3, 0, "le", copy_len=0)["x"], tasks.generate("adding", 10, 3, 0, "le")["x"]
-    )
+def test_another_task_s_parameter_is_refused():
+    with pytest.raises(DatasetError, match="task parameter 'copy_len' is unknown for task 'adding'; allowed: none"):
+        tasks.generate("adding", 10, 3, 0, "le", copy_len=10)
 
 
 @pytest.mark.parametrize("task", ["lm", "", None])
 def test_bad_task_for_sizes(task):
     for function in (tasks.n_inputs, tasks.n_outputs):
-        with pytest.raises(DatasetError, match="task=.*allowed: copy, adding"):
+        with pytest.raises(DatasetError, match="task=.*allowed: adding, copy"):
             function(task)
 
 
 def test_save_rejects_inconsistent_input(tmp_path):
-    arrays = tasks.generate("copy", 5, 2, 0, "all", 3)
+    arrays = tasks.generate("copy", 5, 2, 0, "all", copy_len=3)
     params = {"task": "copy", "variant": "all", "T": 5, "n": 2, "seed": 0, "copy_len": 3}
     with pytest.raises(DatasetError, match="path="):
         tasks.save(tmp_path / "data.json", arrays, params)

@@ -28,7 +28,7 @@ def datasets(tmp_path_factory):
     for task, variant, T in (("adding", "le", 20), ("adding", "le", 5), ("copy", "all", 5)):  # noqa: N806
         for split, seed, n in (("train", 1, 256), ("test", 2, 64)):
             path = root / f"{task}-T{T}-{split}.npz"
-            tasks.generate_file(path, task, T, n, seed, variant, copy_len=3)
+            tasks.generate_file(path, task, T, n, seed, variant, **({"copy_len": 3} if task == "copy" else {}))
             paths[(task, T, split)] = str(path)
     return paths
 
@@ -38,7 +38,7 @@ def make_spec(datasets, **overrides) -> dict:
     T = overrides.get("T", 20 if task == "adding" else 5)  # noqa: N806
     spec = {
         "experiment": "test", "run_id": "r", "task": task, "variant": "le" if task == "adding" else "all",
-        "copy_len": 3 if task == "copy" else None, "T": T, "model": "rnn",
+        "task_params": {"copy_len": 3} if task == "copy" else {}, "T": T, "model": "rnn",
         "activation": "tanh", "init": "orthogonal", "scale": 1.0, "clip": None, "seed": 0, "hidden": 16,
         "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "rmsprop_alpha": 0.9, "batch_size": 16, "steps": 30,
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],

@@ -18,8 +18,14 @@ def _spec(value: str) -> dict:
     return json.loads(text)
 
 
+def _param(item: str) -> tuple[str, int]:
+    """A task parameter given as NAME=VALUE (task parameters are integers)."""
+    name, _, value = item.partition("=")
+    return name, int(value)
+
+
 def cmd_generate(args) -> None:
-    meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, copy_len=args.copy_len)
+    meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, **dict(args.param))
     print(f"wrote {args.out}: baseline loss {meta['baseline_loss']:.4f}")
 
 
@@ -66,13 +72,20 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="rnngrad", description=__doc__)
     stages = top.add_subparsers(dest="stage", required=True)
 
-    gen = stages.add_parser("generate", help="generate one copy or adding dataset (.npz + .json sidecar)")
+    gen = stages.add_parser("generate", help="generate one dataset of a task (.npz + .json sidecar)")
     gen.add_argument("--task", required=True, choices=tasks.TASKS)
     gen.add_argument("--variant", required=True)
     gen.add_argument("--T", type=int, required=True, help="sequence length parameter T")
     gen.add_argument("--n", type=int, required=True, help="number of sequences")
     gen.add_argument("--seed", type=int, required=True)
-    gen.add_argument("--copy-len", type=int, default=10)
+    gen.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_param,
+        metavar="NAME=VALUE",
+        help="a task parameter, e.g. copy_len=10",
+    )
     gen.add_argument("--out", required=True)
     gen.set_defaults(func=cmd_generate)
 

@@ -57,11 +57,6 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
     return f"config key {where}: {error.message}{allowed}"
 
 
-def sequence_length(task: str, T: int, task_params: dict) -> int:  # noqa: N803 - T is the papers' name
-    """Number of input steps the model sees (the shortest sequence for variable lengths)."""
-    return T + 2 * task_params["copy_len"] if task == "copy" else T
-
-
 def check(config: dict, specs: list[dict] | None = None) -> None:
     """Cross-key checks the schema cannot express; raises ConfigError naming the key.
 
@@ -89,11 +84,10 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
             continue
         checked.add(dataset)
         try:  # the generator's own parameter checks (e.g. the shortest T each task variant allows)
-            tasks.baseline_loss(spec["task"], spec["T"], spec["variant"], spec["copy_len"] or 1)
+            length = tasks.sequence_length(spec["task"], spec["T"], spec["variant"], **spec["task_params"])
         except tasks.DatasetError as err:
             raise ConfigError(f"config key experiments.{spec['experiment']}.grid: {err}") from err
         targets = spec["targets"]
-        length = sequence_length(spec["task"], spec["T"], config["tasks"][spec["task"]])
         for target in targets:
             if target != "last" and target > length:
                 raise ConfigError(
@@ -148,14 +142,14 @@ def expand(config: dict) -> list[dict]:
         seen = set()
         for block in experiment["grid"]:
             for point in _block_points(block):
-                task_params = config["tasks"][point["task"]]
+                task_config = config["tasks"][point["task"]]
                 spec = {
                     "experiment": name,
                     **point,
-                    "variant": task_params["variant"],
-                    "copy_len": task_params.get("copy_len") if point["task"] == "copy" else None,
-                    "solved_accuracy": task_params.get("solved_accuracy"),
-                    "solved_mse_fraction": task_params.get("solved_mse_fraction"),
+                    "variant": task_config["variant"],
+                    "task_params": tasks.task_params(point["task"], task_config),
+                    "solved_accuracy": task_config.get("solved_accuracy"),
+                    "solved_mse_fraction": task_config.get("solved_mse_fraction"),
                     **train,
                     "log_every": logging["every"],
                     "log_spectra_every": logging["spectra_every"],
@@ -166,10 +160,10 @@ def expand(config: dict) -> list[dict]:
                     "device": config["device"],
                     "threads": config["threads"],
                     "train_data": data_path(
-                        point["task"], task_params["variant"], point["T"], "train", config["data"]["train_seed"]
+                        point["task"], task_config["variant"], point["T"], "train", config["data"]["train_seed"]
                     ),
                     "test_data": data_path(
-                        point["task"], task_params["variant"], point["T"], "test", config["data"]["test_seed"]
+                        point["task"], task_config["variant"], point["T"], "test", config["data"]["test_seed"]
                     ),
                 }
                 spec["run_id"] = run_id(spec)

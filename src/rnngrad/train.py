@@ -54,9 +54,8 @@ def grad_norm(params) -> float:
 
 
 def is_solved(spec: dict, final_metric: float, baseline: float) -> bool:
-    if spec["task"] == "copy":
-        return final_metric >= spec["solved_accuracy"]
-    return final_metric <= spec["solved_mse_fraction"] * baseline
+    task = tasks.get(spec["task"])
+    return task.solved(final_metric, baseline, spec[task.SUCCESS_KEY])
 
 
 class Run:
