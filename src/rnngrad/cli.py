@@ -37,7 +37,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_tables(args) -> None:
-    for name, path in tables.write_tables(args.run_dirs, args.out_dir).items():
+    for name, path in tables.write_tables(args.run_dirs, args.out_dir, args.success).items():
         print(f"wrote {name}: {path}")
 
 
@@ -96,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
 
     tab = stages.add_parser("tables", help="aggregate run directories into tidy parquet tables")
     tab.add_argument("--out-dir", required=True)
+    tab.add_argument(
+        "--success", required=True, type=json.loads, help="success threshold per task as JSON, e.g. '{\"copy\": 0.99}'"
+    )
     tab.add_argument("run_dirs", nargs="+")
     tab.set_defaults(func=cmd_tables)
 

@@ -148,8 +148,6 @@ def expand(config: dict) -> list[dict]:
                     **point,
                     "variant": task_config["variant"],
                     "task_params": tasks.task_params(point["task"], task_config),
-                    "solved_accuracy": task_config.get("solved_accuracy"),
-                    "solved_mse_fraction": task_config.get("solved_mse_fraction"),
                     **train,
                     "log_every": logging["every"],
                     "log_spectra_every": logging["spectra_every"],

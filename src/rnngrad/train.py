@@ -53,11 +53,6 @@ def grad_norm(params) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
 
 
-def is_solved(spec: dict, final_metric: float, baseline: float) -> bool:
-    task = tasks.get(spec["task"])
-    return task.solved(final_metric, baseline, spec[task.SUCCESS_KEY])
-
-
 class Run:
     """One training run: its state and the rows it has logged so far (all of which a checkpoint holds)."""
 
@@ -214,7 +209,6 @@ class Run:
             "final_metric": final["metric"],
             "metric_name": final["metric_name"],
             "baseline_loss": self.baseline,
-            "solved": self.diverged_at is None and is_solved(spec, final["metric"], self.baseline),
             "sha256": {name: file_sha256(self.out_dir / name) for name in RUN_FILES if name != "status.json"},
         }
         write_json(self.out_dir / "status.json", status)  # last: its presence means the run is complete

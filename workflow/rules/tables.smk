@@ -21,8 +21,10 @@ rule tables:
         runtime=10,
     params:
         run_dirs=lambda wc: experiment_run_dirs(wc.experiment),
+        success=json.dumps(rnngrad_tasks.success_thresholds(config["tasks"])),
     shell:
-        "python -m rnngrad tables --out-dir results/tables/{wildcards.experiment} {params.run_dirs} > {log} 2>&1"
+        "python -m rnngrad tables --out-dir results/tables/{wildcards.experiment} --success '{params.success}'"
+        " {params.run_dirs} > {log} 2>&1"
 
 
 rule summary:
