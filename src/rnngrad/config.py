@@ -142,6 +142,11 @@ def expand(config: dict) -> list[dict]:
         seen = set()
         for block in experiment["grid"]:
             for point in _block_points(block):
+                if point["task"] not in config["tasks"]:
+                    raise ConfigError(
+                        f"config key tasks.{point['task']}: missing, and experiment {name} uses task "
+                        f"{point['task']!r}; allowed: its variant, parameters and success threshold"
+                    )
                 task_config = config["tasks"][point["task"]]
                 spec = {
                     "experiment": name,
