@@ -1,4 +1,4 @@
-"""Pieces more than one task uses: one-hot symbol inputs and the two per-position losses."""
+"""Pieces more than one task uses: one-hot symbol inputs, the two per-position losses, accuracy success."""
 
 from __future__ import annotations
 
@@ -34,3 +34,8 @@ def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def squared_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Squared error of one regression output [batch, L, 1] against targets [batch, L], at every position."""
     return (outputs[..., 0] - targets) ** 2
+
+
+def accuracy_reached(final_metric: float, baseline: float, threshold: float) -> bool:
+    """Success for an accuracy metric: at least ``threshold`` (the baseline plays no part)."""
+    return final_metric >= threshold
