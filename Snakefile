@@ -22,6 +22,8 @@ sys.path.insert(0, f"{workflow.basedir}/src")
 
 import rnngrad.config as rnngrad_config
 import rnngrad.groups as rnngrad_groups
+import rnngrad.contract as rnngrad_contract
+import rnngrad.tasks as rnngrad_tasks
 
 # A --configfile replaces the default config instead of being merged into it.
 if not config:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
 
+from rnngrad import tasks
 from rnngrad.models import VanillaRNN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +38,15 @@ def make_batch(task: str, batch: int, steps: int, seed: int, input_scale: float 
     return x, y, torch.ones(batch, steps, dtype=torch.bool)
 
 
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """One sha256 over every array's name and raw bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(arrays[name].tobytes())
+    return h.hexdigest()
+
+
 def looped_states(model, x):
     """h_1..h_T ([batch, T, H]) by the plain loop of the lecture, which autograd follows step by step: the
     reference that the model's own recurrence (explicit BPTT) and the logged decomposition are held against."""
@@ -47,8 +59,7 @@ def looped_states(model, x):
 
 
 def make_model(task: str, hidden: int, activation: str, scale: float, seed: int, init: str = "orthogonal"):
-    n_in, n_out = (10, 10) if task == "copy" else (2, 1)
-    return VanillaRNN(n_in, hidden, n_out, activation, init, scale, seed=seed).double()
+    return VanillaRNN(tasks.n_inputs(task), hidden, tasks.n_outputs(task), activation, init, scale, seed=seed).double()
 
 
 @pytest.fixture

@@ -109,6 +109,7 @@ BAD_CONFIGS = {
         _set("experiments.baselines.grid.2.activation", ["tanh"]),
         ["baselines.grid.2"],
     ),
+    "task used but not configured": (_set("tasks.copy", DELETE), ["tasks.copy", "missing", "scales"]),
     "solved accuracy above 1": (_set("tasks.copy.solved_accuracy", 1.5), ["tasks.copy.solved_accuracy"]),
     "experiment name with a slash": (_set("experiments.a/b", {"grid": []}), ["experiments", "a/b"]),
 }

@@ -40,7 +40,8 @@ def test_runs_of_other_code_are_listed_and_warned_about(datasets, tmp_path, caps
     write_json(status_file, status)
     assert tables.stale_runs(results) == [(str(status_file.parent), "0" * 64)]
     capsys.readouterr()
-    tables.write_tables([results / "runs" / "e" / "s0", results / "runs" / "e" / "s1"], tmp_path / "tables")
+    run_dirs = [results / "runs" / "e" / "s0", results / "runs" / "e" / "s1"]
+    tables.write_tables(run_dirs, tmp_path / "tables", success={"adding": 0.01})
     warning = capsys.readouterr().err
     assert "mix runs made by different training code" in warning and "000000000000: 1 runs, e.g. r" in warning
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnngrad import tasks
-from rnngrad.config import RUN_FILES
+from rnngrad.contract import RUN_FILES
 from rnngrad.train import log_steps, train, train_group
 
 
@@ -25,7 +25,7 @@ def datasets(tmp_path_factory):
     for task, variant, T in (("adding", "le", 20), ("adding", "le", 5), ("copy", "all", 5)):  # noqa: N806
         for split, seed, n in (("train", 1, 256), ("test", 2, 64)):
             path = root / f"{task}-T{T}-{split}.npz"
-            tasks.generate_file(path, task, T, n, seed, variant, copy_len=3)
+            tasks.generate_file(path, task, T, n, seed, variant, **({"copy_len": 3} if task == "copy" else {}))
             paths[(task, T, split)] = str(path)
     return paths
 
@@ -35,13 +35,13 @@ def make_spec(datasets, **overrides) -> dict:
     T = overrides.get("T", 20 if task == "adding" else 5)  # noqa: N806
     spec = {
         "experiment": "test", "run_id": "r", "task": task, "variant": "le" if task == "adding" else "all",
-        "copy_len": 3 if task == "copy" else None, "T": T, "model": "rnn",
+        "task_params": {"copy_len": 3} if task == "copy" else {}, "T": T, "model": "rnn",
         "activation": "tanh", "init": "orthogonal", "scale": 1.0, "clip": None, "seed": 0, "hidden": 16,
         "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "rmsprop_alpha": 0.9, "batch_size": 16, "steps": 30,
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
         "log_spectra_every": None,
         "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
-        "solved_accuracy": 0.99, "solved_mse_fraction": 0.01, "label": "RNN-tanh",
+        "label": "RNN-tanh",
         "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
     }  # fmt: skip
     spec.update(overrides)
@@ -100,7 +100,7 @@ def test_exploding_relu_diverges_cleanly_and_clipping_prevents_it(datasets, tmp_
     not raised; with clipping the same run stays finite."""
     spec = make_spec(datasets, T=5, activation="relu", scale=8.0, optimizer="sgd", lr=0.1, steps=40)
     status = train(spec, tmp_path / "free")
-    assert status["status"] == "diverged" and status["solved"] is False
+    assert status["status"] == "diverged" and "solved" not in status
     assert 0 < status["diverged_at"] == status["steps_done"] < 40
     metrics = pd.read_parquet(tmp_path / "free" / "metrics.parquet")
     last = metrics[metrics.split == "train"].iloc[-1]
@@ -216,13 +216,31 @@ def test_adding_training_reduces_the_loss(datasets, tmp_path):
     assert status["final_loss"] < metrics.loss.iloc[0]
 
 
+SUCCESS = {"adding": 0.01, "copy": 0.99}
+
+
+def test_solved_is_decided_when_tables_are_built(datasets, tmp_path):
+    """status.json holds no verdict; the runs table applies the thresholds given, so changing one retrains
+    nothing."""
+    from rnngrad.config import ConfigError
+    from rnngrad.tables import read_run
+
+    status = train(make_spec(datasets, steps=5), tmp_path)
+    assert "solved" not in status and "solved_mse_fraction" not in make_spec(datasets)
+    ratio = status["final_metric"] / status["baseline_loss"]
+    assert not read_run(tmp_path, {"adding": ratio / 2})["runs"].solved.item()
+    assert read_run(tmp_path, {"adding": ratio * 2})["runs"].solved.item()
+    with pytest.raises(ConfigError, match="no success threshold for task 'adding'"):
+        read_run(tmp_path, {"copy": 0.99})
+
+
 def test_modified_run_file_is_detected_with_the_fix(datasets, tmp_path):
     from rnngrad.tables import RunFileError, read_run
 
     train(make_spec(datasets, steps=5), tmp_path)
-    assert len(read_run(tmp_path)["runs"]) == 1
+    assert len(read_run(tmp_path, SUCCESS)["runs"]) == 1
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
     metrics.loc[0, "loss"] = 0.0
     metrics.to_parquet(tmp_path / "metrics.parquet")
     with pytest.raises(RunFileError, match="metrics.parquet.*delete .* and rerun snakemake"):
-        read_run(tmp_path)
+        read_run(tmp_path, SUCCESS)

@@ -12,8 +12,14 @@ from rnngrad import tables, tasks
 from rnngrad.figures import figure_module
 
 
+def _param(item: str) -> tuple[str, int]:
+    """A task parameter given as NAME=VALUE (task parameters are integers)."""
+    name, _, value = item.partition("=")
+    return name, int(value)
+
+
 def cmd_generate(args) -> None:
-    meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, copy_len=args.copy_len)
+    meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, **dict(args.param))
     print(f"wrote {args.out}: baseline loss {meta['baseline_loss']:.4f}")
 
 
@@ -33,7 +39,7 @@ def cmd_tables(args) -> None:
     run_dirs = [*args.run_dirs, *(read_run_list(args.run_list) if args.run_list else [])]
     if not run_dirs:
         raise configuration.ConfigError("rnngrad tables: give run folders, or --run-list FILE (one a line)")
-    for name, path in tables.write_tables(run_dirs, args.out_dir).items():
+    for name, path in tables.write_tables(run_dirs, args.out_dir, args.success).items():
         print(f"wrote {name}: {path}")
 
 
@@ -93,13 +99,20 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="rnngrad", description=__doc__)
     stages = top.add_subparsers(dest="stage", required=True)
 
-    gen = stages.add_parser("generate", help="generate one copy or adding dataset (.npz + .json sidecar)")
+    gen = stages.add_parser("generate", help="generate one dataset of a task (.npz + .json sidecar)")
     gen.add_argument("--task", required=True, choices=tasks.TASKS)
     gen.add_argument("--variant", required=True)
     gen.add_argument("--T", type=int, required=True, help="sequence length parameter T")
     gen.add_argument("--n", type=int, required=True, help="number of sequences")
     gen.add_argument("--seed", type=int, required=True)
-    gen.add_argument("--copy-len", type=int, default=10)
+    gen.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_param,
+        metavar="NAME=VALUE",
+        help="a task parameter, e.g. copy_len=10",
+    )
     gen.add_argument("--out", required=True)
     gen.set_defaults(func=cmd_generate)
 
@@ -112,6 +125,9 @@ def parser() -> argparse.ArgumentParser:
 
     tab = stages.add_parser("tables", help="aggregate run directories into tidy parquet tables")
     tab.add_argument("--out-dir", required=True)
+    tab.add_argument(
+        "--success", required=True, type=json.loads, help="success threshold per task as JSON, e.g. '{\"copy\": 0.99}'"
+    )
     tab.add_argument("--run-list", help="a file of run folders, one a line (groups/{experiment}/runs.txt)")
     tab.add_argument("run_dirs", nargs="*")
     tab.set_defaults(func=cmd_tables)

@@ -17,25 +17,10 @@ import jsonschema
 import yaml
 
 from rnngrad import tasks
+from rnngrad.contract import data_path
 from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-SPEC_COLUMNS = (  # the spec fields every table row carries
-    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
-    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
-)  # fmt: skip
-# The files every run writes and the tables each experiment gets: the data contract, named once here (a module
-# the Snakefile imports cheaply) for the training code, the table builder and the rules.
-LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
-RUN_FILES = (
-    "spec.json",
-    "metrics.parquet",
-    *(f"{name}.parquet" for name in LOG_TABLES),
-    "status.json",
-    "model_init.pt",
-    "model_final.pt",
-)
-TABLES = ("runs", "metrics", *LOG_TABLES)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "seed")
 
 
@@ -72,11 +57,6 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
     return f"config key {where}: {error.message}{allowed}"
 
 
-def sequence_length(task: str, T: int, task_params: dict) -> int:  # noqa: N803 - T is the papers' name
-    """Number of input steps the model sees (the shortest sequence for variable lengths)."""
-    return T + 2 * task_params["copy_len"] if task == "copy" else T
-
-
 def check(config: dict, specs: list[dict] | None = None) -> None:
     """Cross-key checks the schema cannot express; raises ConfigError naming the key.
 
@@ -104,11 +84,10 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
             continue
         checked.add(dataset)
         try:  # the generator's own parameter checks (e.g. the shortest T each task variant allows)
-            tasks.baseline_loss(spec["task"], spec["T"], spec["variant"], spec["copy_len"] or 1)
+            length = tasks.sequence_length(spec["task"], spec["T"], spec["variant"], **spec["task_params"])
         except tasks.DatasetError as err:
             raise ConfigError(f"config key experiments.{spec['experiment']}.grid: {err}") from err
         targets = spec["targets"]
-        length = sequence_length(spec["task"], spec["T"], config["tasks"][spec["task"]])
         for target in targets:
             if target != "last" and target > length:
                 raise ConfigError(
@@ -163,10 +142,6 @@ def figures_root(config: dict) -> str:
     return f"figures/{config['name']}"
 
 
-def data_path(results: str, task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
-    return f"{results}/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"
-
-
 def expand(config: dict) -> list[dict]:
     """Every run of every experiment as a flat, resolved spec (all a training job needs, nothing global)."""
     specs = []
@@ -177,14 +152,17 @@ def expand(config: dict) -> list[dict]:
         seen = set()
         for block in experiment["grid"]:
             for point in _block_points(block):
-                task_params = config["tasks"][point["task"]]
+                if point["task"] not in config["tasks"]:
+                    raise ConfigError(
+                        f"config key tasks.{point['task']}: missing, and experiment {name} uses task "
+                        f"{point['task']!r}; allowed: its variant, parameters and success threshold"
+                    )
+                task_config = config["tasks"][point["task"]]
                 spec = {
                     "experiment": name,
                     **point,
-                    "variant": task_params["variant"],
-                    "copy_len": task_params.get("copy_len") if point["task"] == "copy" else None,
-                    "solved_accuracy": task_params.get("solved_accuracy"),
-                    "solved_mse_fraction": task_params.get("solved_mse_fraction"),
+                    "variant": task_config["variant"],
+                    "task_params": tasks.task_params(point["task"], task_config),
                     **train,
                     "log_every": logging["every"],
                     "log_spectra_every": logging["spectra_every"],
@@ -197,7 +175,7 @@ def expand(config: dict) -> list[dict]:
                         f"{split}_data": data_path(
                             results,
                             point["task"],
-                            task_params["variant"],
+                            task_config["variant"],
                             point["T"],
                             split,
                             config["data"][f"{split}_seed"],

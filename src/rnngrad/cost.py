@@ -22,7 +22,7 @@ from rnngrad.groups import group_specs
 from rnngrad.train import Run, log_steps
 
 START_UP_SECONDS = 2.5  # imports of a training job (torch, pandas, pyarrow), measured in benchmarks/groups.py
-SHAPE_KEYS = ("model", "activation", "task", "variant", "copy_len", "T", "hidden", "batch_size", "dtype", "device")
+SHAPE_KEYS = ("model", "activation", "task", "variant", "T", "hidden", "batch_size", "dtype", "device")
 TIMED_STEPS = 3
 
 
@@ -33,13 +33,19 @@ def _timed(call, repeats: int = 1) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def shape(spec: dict) -> tuple:
+    """What a run's cost depends on (besides its step count and logging cadence)."""
+    task_params = tuple(sorted(spec["task_params"].items()))
+    return (*(spec[k] for k in SHAPE_KEYS), task_params, spec["log_batch"], spec["jacobian_samples"])
+
+
 def measure_shape(spec: dict, n_test: int, folder: Path) -> dict[str, float]:
     """Seconds per training step, per evaluation, per contribution event and per spectra event for one shape."""
     n_train = max(spec["batch_size"], 16)
     paths = {}
     for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
-        paths[split] = folder / f"{split}-{abs(hash(tuple(spec[k] for k in SHAPE_KEYS)))}.npz"
-        tasks.generate_file(paths[split], spec["task"], spec["T"], n, seed, spec["variant"], spec["copy_len"] or 1)
+        paths[split] = folder / f"{split}-{abs(hash(shape(spec)))}.npz"
+        tasks.generate_file(paths[split], spec["task"], spec["T"], n, seed, spec["variant"], **spec["task_params"])
     run = Run({**spec, "train_data": str(paths["train"]), "test_data": str(paths["test"])}, folder / "run")
     run.train_step()  # warm-up: first calls allocate
     return {
@@ -58,7 +64,7 @@ def estimate(config: dict, specs: list[dict]) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         for (experiment, group), members in group_specs(specs, config["groups"]["max_runs"]).items():
             for index, spec in enumerate(members):
-                key = (*(spec[k] for k in SHAPE_KEYS), spec["log_batch"], spec["jacobian_samples"])
+                key = shape(spec)
                 if key not in costs:
                     costs[key] = measure_shape(spec, config["data"]["n_test"], Path(tmp))
                 cost = costs[key]

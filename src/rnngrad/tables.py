@@ -1,4 +1,8 @@
-"""Aggregate run directories into tidy experiment tables: one row an observation, every spec field a column."""
+"""Aggregate run directories into tidy experiment tables: one row an observation, every spec field a column.
+
+Whether a run solved its task is decided here, by the task's success criterion on the run's final metric and
+baseline with the thresholds given, not by training: changing a threshold rebuilds the tables and retrains nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rnngrad.config import SPEC_COLUMNS, TABLES, gamma
+from rnngrad import tasks
+from rnngrad.config import ConfigError, gamma
+from rnngrad.contract import SPEC_COLUMNS, TABLES
 from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
 
 
@@ -37,16 +43,27 @@ def verify_run(run_dir: Path, status: dict) -> None:
         )
 
 
-def read_status(run_dir: str | Path) -> pd.DataFrame:
-    """One run's row of the runs table (spec columns and status), after checking every file's sha256."""
+def solved(task: str, status: dict, success: dict[str, float]) -> bool:
+    """The task's success criterion on a completed run (a diverged run solved nothing)."""
+    if task not in success:
+        raise ConfigError(f"no success threshold for task {task!r}; given: {success} (--success)")
+    completed = status["status"] == "completed"
+    return completed and tasks.get(task).solved(status["final_metric"], status["baseline_loss"], success[task])
+
+
+def read_status(run_dir: str | Path, success: dict[str, float]) -> pd.DataFrame:
+    """One run's row of the runs table (spec columns, status, solved), after checking every file's sha256;
+    ``success`` maps each task to its success threshold."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / "status.json")
     verify_run(run_dir, status)
     status.pop("sha256")
     provenance = status.pop("provenance", {})
+    spec = spec_columns(read_json(run_dir / "spec.json"))
+    status["solved"] = solved(spec["task"], status, success)
     status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
     status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
-    return pd.DataFrame([{**spec_columns(read_json(run_dir / "spec.json")), **status}])
+    return pd.DataFrame([{**spec, **status}])
 
 
 def read_run_table(run_dir: str | Path, name: str, spec: dict) -> pd.DataFrame:
@@ -97,13 +114,13 @@ def _stream_table(name: str, run_dirs: list[str], specs: list[dict], path: Path)
         read_run_table(run_dirs[0], name, specs[0]).to_parquet(path, index=False)
 
 
-def write_tables(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
+def write_tables(run_dirs: list[str | Path], out_dir: str | Path, success: dict[str, float]) -> dict[str, Path]:
     """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically), runs in sorted order.
 
     The runs table is built in memory (a row a run); the others are streamed run by run, so a grid of thousands
     of runs needs the memory of its largest run, not of its tables."""
     run_dirs = sorted(str(run_dir) for run_dir in run_dirs)
-    runs = pd.concat([read_status(run_dir) for run_dir in run_dirs], ignore_index=True)
+    runs = pd.concat([read_status(run_dir, success) for run_dir in run_dirs], ignore_index=True)
     warning = code_versions_warning(runs)
     if warning:
         print(warning, file=sys.stderr)

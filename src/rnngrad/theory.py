@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnngrad.config import SPEC_COLUMNS
+from rnngrad.contract import SPEC_COLUMNS
 
 # Fits use norms inside [FIT_FLOOR, FIT_CEILING]: well inside float32's normal range (1.2e-38 .. 3.4e38), so
 # that neither float32 underflow/denormals nor overflow of a float32 model bends the fitted line.

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from rnngrad import gradients, tasks
-from rnngrad.config import LOG_TABLES, RUN_FILES
+from rnngrad.contract import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import build_model
@@ -55,12 +55,6 @@ def save_torch(obj, path: Path) -> None:
 
 def grad_norm(params) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
-
-
-def is_solved(spec: dict, final_metric: float, baseline: float) -> bool:
-    if spec["task"] == "copy":
-        return final_metric >= spec["solved_accuracy"]
-    return final_metric <= spec["solved_mse_fraction"] * baseline
 
 
 class Run:
@@ -222,7 +216,6 @@ class Run:
             "final_metric": final["metric"],
             "metric_name": final["metric_name"],
             "baseline_loss": self.baseline,
-            "solved": self.diverged_at is None and is_solved(spec, final["metric"], self.baseline),
             "sha256": {name: file_sha256(self.out_dir / name) for name in RUN_FILES if name != "status.json"},
             "provenance": provenance(str(self.device), torch.get_num_threads()),
         }

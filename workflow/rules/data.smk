@@ -8,7 +8,7 @@ rule generate:
     log:
         f"logs/{NAME}/data/{{task}}/{{variant}}/T{{T}}/{{split}}-seed{{seed}}.log",
     wildcard_constraints:
-        task="copy|adding",
+        task="|".join(rnngrad_tasks.TASKS),
         split="train|test",
         T=r"\d+",
         seed=r"\d+",
@@ -20,8 +20,13 @@ rule generate:
         runtime=10,
     params:
         n=lambda wc: config["data"][f"n_{wc.split}"],
-        copy_len=config["tasks"]["copy"]["copy_len"],
+        task_params=lambda wc: [
+            f"--param {name}={value}"
+            for name, value in rnngrad_tasks.task_params(
+                wc.task, config["tasks"][wc.task]
+            ).items()
+        ],
     shell:
         "python -m rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {wildcards.T}"
-        " --n {params.n} --seed {wildcards.seed} --copy-len {params.copy_len} --out {output.npz}"
+        " --n {params.n} --seed {wildcards.seed} {params.task_params} --out {output.npz}"
         " > {log} 2>&1"

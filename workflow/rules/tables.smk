@@ -7,7 +7,7 @@ rule tables:
     output:
         **{
             name: f"{RESULTS}/tables/{{experiment}}/{name}.parquet"
-            for name in rnngrad_config.TABLES
+            for name in rnngrad_contract.TABLES
         },
     log:
         f"logs/{NAME}/tables/{{experiment}}.log",
@@ -25,8 +25,10 @@ rule tables:
         run_list=lambda wc: rnngrad_groups.run_list_path(RESULTS, wc.experiment),
         run_list_sha256=lambda wc: PLAN_SHA256[wc.experiment],
         out_dir=lambda wc: f"{RESULTS}/tables/{wc.experiment}",
+        success=json.dumps(rnngrad_tasks.success_thresholds(config["tasks"])),
     shell:
-        "python -m rnngrad tables --out-dir {params.out_dir} --run-list {params.run_list} > {log} 2>&1"
+        "python -m rnngrad tables --out-dir {params.out_dir} --run-list {params.run_list}"
+        " --success '{params.success}' > {log} 2>&1"
 
 
 rule summary:

@@ -1,0 +1,26 @@
+"""The data contract: the files every run writes, the tables each experiment gets, the spec columns and the
+dataset paths, named once.
+
+A module of constants without imports, so that the training code, the table builder and the Snakefile read them
+without pulling in the config's YAML and schema machinery or the figures.
+"""
+
+SPEC_COLUMNS = (  # the spec fields every table row carries
+    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
+    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
+)  # fmt: skip
+LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
+RUN_FILES = (
+    "spec.json",
+    "metrics.parquet",
+    *(f"{name}.parquet" for name in LOG_TABLES),
+    "status.json",
+    "model_init.pt",
+    "model_final.pt",
+)
+TABLES = ("runs", "metrics", *LOG_TABLES)
+
+
+def data_path(results: str, task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
+    """A dataset's path under a config's output root (results/{name})."""
+    return f"{results}/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"

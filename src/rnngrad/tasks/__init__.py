@@ -1,0 +1,256 @@
+"""Task datasets: one module a task, registered by being in this package; verified save and load shared here.
+
+Generation is a pure function of its arguments (numpy ``Generator(PCG64(seed))``), so any dataset can be rebuilt
+byte for byte. Files are ``.npz`` plus a ``.json`` sidecar holding the sha256 of every array; loading checks them,
+so a corrupted or stale file stops a run instead of silently training on the wrong data.
+
+Every module of this package whose name does not start with ``_`` is a task, named by its module, and defines
+(tests/test_task_conformance.py holds each one to it):
+
+- ``VARIANTS`` (generator rules), ``MIN_T`` ({variant: shortest T}), ``PARAMS`` ({name: default} of the task's own
+  generator parameters, positive integers, e.g. copy_len);
+- ``N_INPUTS``, ``N_OUTPUTS`` (features per input step, model outputs per step), ``METRIC_NAME``, ``SUCCESS_KEY``
+  (the key of the success threshold in the config's ``tasks.<task>``);
+- ``generate(rng, T, n, variant, **params)`` -> arrays, ``layout(n, T, variant, **params)`` -> {name: (shape,
+  dtype)}, ``sequence_length(T, variant, **params)`` (the shortest sequence the model sees),
+  ``baseline_loss(T, variant, **params)`` (the loss of the best memoryless predictor: one that knows the
+  position but not the inputs);
+- ``to_model(arrays)`` -> (inputs float32 [n, L, D], targets [n, L], mask bool [n, L]),
+  ``position_losses(outputs, targets)`` -> [batch, L], ``metrics(outputs, targets, mask)`` -> (metric, share of
+  sequences right), ``solved(final_metric, baseline, threshold)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+import zipfile
+import zlib
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rnngrad import __version__
+from rnngrad.io import atomic_write, read_json, write_json
+
+if TYPE_CHECKING:
+    import torch
+
+REGISTRY: dict[str, ModuleType] = {
+    name: importlib.import_module(f"{__name__}.{name}")
+    for _, name, _ in pkgutil.iter_modules(__path__)
+    if not name.startswith("_")
+}
+TASKS = tuple(REGISTRY)
+VARIANTS = {name: task.VARIANTS for name, task in REGISTRY.items()}
+MIN_T = {(name, variant): minimum for name, task in REGISTRY.items() for variant, minimum in task.MIN_T.items()}
+
+FIX = "delete it and rerun snakemake to regenerate"
+
+
+class DatasetError(ValueError):
+    """A bad generator parameter, or a dataset file that is missing, corrupted or inconsistent with its sidecar."""
+
+
+def get(task) -> ModuleType:
+    """The task's module, or DatasetError naming the known tasks."""
+    if task not in REGISTRY:
+        raise DatasetError(f"task={task!r} is unknown; allowed: {', '.join(TASKS)}")
+    return REGISTRY[task]
+
+
+def n_inputs(task: str) -> int:
+    return get(task).N_INPUTS
+
+
+def n_outputs(task: str) -> int:
+    return get(task).N_OUTPUTS
+
+
+def task_params(task: str, task_config: dict) -> dict:
+    """The task's generator parameters out of its config block ``tasks.<task>``."""
+    return {name: task_config[name] for name in get(task).PARAMS}
+
+
+def success_thresholds(tasks_config: dict) -> dict[str, float]:
+    """{task: success threshold} out of the config's ``tasks`` section."""
+    return {name: block[get(name).SUCCESS_KEY] for name, block in tasks_config.items()}
+
+
+def generate(task: str, T: int, n: int, seed: int, variant: str, **params) -> dict[str, np.ndarray]:  # noqa: N803
+    """``n`` sequences of the task; ``params`` are its own parameters (defaults: its PARAMS). Same arguments,
+    same bytes."""
+    checked = _check_params(task=task, variant=variant, T=T, n=n, seed=seed, **params)
+    rng = np.random.Generator(np.random.PCG64(checked["seed"]))
+    return get(task).generate(rng, checked["T"], checked["n"], variant, **_own(checked))
+
+
+def baseline_loss(task: str, T: int, variant: str, **params) -> float:  # noqa: N803
+    """Loss of the best memoryless predictor (one that knows the position but not the inputs)."""
+    checked = _check_params(task=task, variant=variant, T=T, n=1, seed=0, **params)
+    return get(task).baseline_loss(checked["T"], variant, **_own(checked))
+
+
+def sequence_length(task: str, T: int, variant: str, **params) -> int:  # noqa: N803
+    """Number of input steps the model sees (the shortest sequence for variable lengths)."""
+    checked = _check_params(task=task, variant=variant, T=T, n=1, seed=0, **params)
+    return get(task).sequence_length(checked["T"], variant, **_own(checked))
+
+
+def save(path: str | Path, arrays: dict[str, np.ndarray], params: dict) -> None:
+    """Write the arrays to ``path`` (.npz) and then the sidecar ``path.with_suffix('.json')``, both atomically.
+
+    ``params`` are the generator arguments (task, variant, T, n, seed and the task's own parameters); the arrays
+    must have the shapes and dtypes those parameters produce.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise DatasetError(f"path={str(path)!r} is invalid: a dataset file must end in '.npz'")
+    names = _param_names(params.get("task"))
+    if set(params) != set(names):
+        raise DatasetError(f"params keys {sorted(params)} are invalid; allowed: exactly {sorted(names)}")
+    params = _check_params(**params)
+    layout = _layout(params)
+    if set(arrays) != set(layout):
+        raise DatasetError(f"arrays={sorted(arrays)} do not fit the parameters {params}; allowed: {sorted(layout)}")
+    for name, (shape, dtype) in layout.items():
+        if arrays[name].shape != shape or arrays[name].dtype != dtype:
+            raise DatasetError(
+                f"array {name!r} has shape {arrays[name].shape} and dtype {arrays[name].dtype}, but the parameters "
+                f"{params} give shape {shape} and dtype {np.dtype(dtype)}"
+            )
+    sidecar = {
+        **params,
+        "sequence_length": layout["mask"][0][1],
+        "arrays": {
+            name: {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": _sha256(array)}
+            for name, array in arrays.items()
+        },
+        "baseline_loss": get(params["task"]).baseline_loss(params["T"], params["variant"], **_own(params)),
+        "rnngrad_version": __version__,
+    }
+
+    def write_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object: np.savez would append '.npz' to the temporary name
+            np.savez_compressed(handle, **arrays)
+
+    atomic_write(path, write_npz)
+    write_json(path.with_suffix(".json"), sidecar)
+
+
+def generate_file(path: str | Path, task: str, T: int, n: int, seed: int, variant: str, **params) -> dict:  # noqa: N803
+    """Generate and save a dataset; returns the sidecar as written."""
+    checked = _check_params(task=task, variant=variant, T=T, n=n, seed=seed, **params)
+    save(path, generate(**checked), checked)
+    return read_json(Path(path).with_suffix(".json"))
+
+
+def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a dataset file, each verified against the sha256, shape and dtype in its sidecar."""
+    return _read(Path(path))[0]
+
+
+def load(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs float32 [n, L, D], targets, mask bool [n, L]) as the model sees them (see each task's to_model)."""
+    arrays, sidecar = _read(Path(path))
+    return get(sidecar["task"]).to_model(arrays)
+
+
+# --- validation and files -----------------------------------------------------------------------------------
+
+
+def _check_int(name: str, value, minimum: int, where: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise DatasetError(f"{name}={value!r} is invalid{where}; allowed: an integer >= {minimum}")
+    return int(value)
+
+
+def _check_params(task, variant, T, n, seed, **params) -> dict:  # noqa: N803
+    """The generator arguments as plain Python values (the task's defaults filled in), or DatasetError naming the
+    first bad one."""
+    module = get(task)
+    if variant not in module.VARIANTS:
+        raise DatasetError(f"variant={variant!r} is unknown for task {task!r}; allowed: {', '.join(module.VARIANTS)}")
+    checked = {
+        "task": task,
+        "variant": variant,
+        "T": _check_int("T", T, module.MIN_T[variant], f" for task {task!r}, variant {variant!r}"),
+        "n": _check_int("n", n, 1),
+        "seed": _check_int("seed", seed, 0),
+    }
+    unknown = sorted(set(params) - set(module.PARAMS))
+    if unknown:
+        raise DatasetError(
+            f"task parameter {unknown[0]!r} is unknown for task {task!r}; allowed: {sorted(module.PARAMS) or 'none'}"
+        )
+    for name, default in module.PARAMS.items():
+        checked[name] = _check_int(name, params.get(name, default), 1)
+    return checked
+
+
+def _own(checked: dict) -> dict:
+    """The task's own parameters out of checked generator arguments."""
+    return {name: checked[name] for name in get(checked["task"]).PARAMS}
+
+
+def _param_names(task) -> tuple[str, ...]:
+    """The generator arguments a dataset of ``task`` records."""
+    return ("task", "variant", "T", "n", "seed", *get(task).PARAMS)
+
+
+def _layout(params: dict) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Shape and dtype of every array the parameters produce."""
+    return get(params["task"]).layout(params["n"], params["T"], params["variant"], **_own(params))
+
+
+def _sha256(array: np.ndarray) -> str:
+    """sha256 of the array's little-endian bytes, so the digest is the same on any machine."""
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()).hexdigest()
+
+
+def _read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and sidecar of a dataset file, after checking every array against the sidecar."""
+    sidecar_path = path.with_suffix(".json")
+    if not path.exists():
+        raise DatasetError(f"dataset {path} is missing; rerun snakemake to generate it")
+    if not sidecar_path.exists():
+        raise DatasetError(
+            f"dataset {path}: its sidecar {sidecar_path.name} is missing, so it cannot be verified; {FIX}"
+        )
+    try:
+        sidecar = read_json(sidecar_path)
+        recorded = dict(sidecar["arrays"])
+        layout = _layout(_check_params(**{key: sidecar[key] for key in _param_names(sidecar["task"])}))
+    except (ValueError, KeyError, TypeError) as err:  # JSON errors and DatasetError are ValueErrors
+        raise DatasetError(
+            f"dataset {path}: its sidecar {sidecar_path.name} is unreadable or invalid ({err!r}); {FIX}"
+        ) from err
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DatasetError(f"dataset {path} cannot be opened ({err}); {FIX}") from err
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DatasetError(f"dataset {path} is not an .npz archive; {FIX}")
+    arrays = {}
+    with npz:
+        if set(npz.files) != set(layout) or set(recorded) != set(layout):
+            raise DatasetError(
+                f"dataset {path} holds arrays {sorted(npz.files)}, its sidecar lists {sorted(recorded)}, "
+                f"the parameters need {sorted(layout)}; {FIX}"
+            )
+        for name, (shape, dtype) in layout.items():
+            try:
+                array = npz[name]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise DatasetError(f"dataset {path}: array {name!r} cannot be read ({err}); {FIX}") from err
+            actual = {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": _sha256(array)}
+            if recorded[name] != actual or (array.shape, array.dtype) != (shape, np.dtype(dtype)):
+                raise DatasetError(
+                    f"dataset {path}: array {name!r} does not match the shape, dtype and sha256 recorded in "
+                    f"{sidecar_path.name} (corrupted or stale); {FIX}"
+                )
+            arrays[name] = array
+    return arrays, sidecar
