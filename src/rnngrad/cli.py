@@ -68,7 +68,8 @@ def cmd_manifest(args) -> None:
 
     figures = dict(item.split("=", 1) for item in args.figures)
     experiments = {name: experiment or None for name, experiment in figures.items()}
-    write_manifest(args.out, args.config_sha256, experiments, Path(args.out).parent, args.results)
+    runs_tables = {Path(path).parent.name: Path(path) for path in args.runs}
+    write_manifest(args.out, args.config_sha256, experiments, Path(args.out).parent, runs_tables)
     print(f"wrote {args.out}")
 
 
@@ -150,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     man = stages.add_parser("manifest", help="list every figure with its sha256 and the config hash")
     man.add_argument("--config-sha256", required=True)
     man.add_argument("--out", required=True, help="figures/{name}/manifest.json (figures are read beside it)")
-    man.add_argument("--results", required=True, help="the config's output root (its runs tables give provenance)")
+    man.add_argument("--runs", nargs="*", default=[], help="tables/{experiment}/runs.parquet of each drawn experiment")
     man.add_argument("figures", nargs="+", help="name=experiment (empty experiment for theory figures)")
     man.set_defaults(func=cmd_manifest)
 

@@ -20,18 +20,22 @@ def config_sha256(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def runs_code(tables_dir: Path) -> list[str]:
+def runs_code(runs_table: Path) -> list[str]:
     """The training-code versions (code_sha256) of an experiment's runs: one, unless the tables mix versions."""
-    runs = pd.read_parquet(tables_dir / "runs.parquet", columns=["code_sha256"])
+    runs = pd.read_parquet(runs_table, columns=["code_sha256"])
     return sorted(str(code) for code in runs.code_sha256.unique())
 
 
 def write_manifest(
-    out: str | Path, config_hash: str, figures: dict[str, str | None], figures_dir: str | Path, results: str | Path
+    out: str | Path,
+    config_hash: str,
+    figures: dict[str, str | None],
+    figures_dir: str | Path,
+    runs_tables: dict[str, Path],
 ) -> dict:
-    """``figures``: name -> the experiment whose tables it draws (None for theory-only figures), read from
-    ``results/tables/{experiment}``."""
-    figures_dir, results = Path(figures_dir), Path(results)
+    """``figures``: name -> the experiment whose tables it draws (None for theory-only figures);
+    ``runs_tables``: experiment -> its runs.parquet."""
+    figures_dir = Path(figures_dir)
     manifest = {
         "config_sha256": config_hash,
         "provenance": {
@@ -42,7 +46,7 @@ def write_manifest(
         "figures": {
             name: {
                 "experiment": experiment,
-                "runs_code_sha256": runs_code(results / "tables" / experiment) if experiment else [],
+                "runs_code_sha256": runs_code(runs_tables[experiment]) if experiment else [],
                 **{ext: file_sha256(figures_dir / f"{name}.{ext}") for ext in ("png", "pdf")},
             }
             for name, experiment in sorted(figures.items())

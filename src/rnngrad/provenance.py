@@ -1,8 +1,9 @@
 """Which code made a result: the training code's hash, the git commit, and the software that ran it.
 
-A run's numbers depend on the modules it imports, not on the figure or table code that reads it later, so
-``code_sha256`` hashes the training code alone (:func:`training_code`): a changed figure module leaves runs
-current, a changed gradients.py makes every run stale. The train rule takes the same files as inputs, so
+A run's numbers depend on the modules training imports, not on the figure or table code that reads runs later,
+so ``code_sha256`` hashes the training code alone (:func:`training_code`; a test holds it equal to what
+``rnngrad.train`` really imports): a changed figure module leaves runs current, a changed gradients.py makes every
+run stale. The train rule takes the same files as inputs, so
 Snakemake retrains after such a change, and ``rnngrad stale`` lists the runs a checkout would retrain.
 """
 
@@ -15,17 +16,17 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-# Modules that only read finished runs: changing them never changes a run's files.
-AFTER_TRAINING = ("figures", "tables.py", "summary.py", "manifest.py", "analysis.py", "cli.py", "__main__.py")
+TRAINING_CODE = (  # what `import rnngrad.train` loads from the package (files, and packages as folders)
+    "__init__.py", "contract.py", "gradients.py", "io.py", "losses.py", "models.py", "optim.py", "provenance.py",
+    "tasks", "theory.py", "train.py",
+)  # fmt: skip
 
 
 def training_code(package: Path = PACKAGE) -> list[Path]:
-    """The package's source files that training can import, in a fixed order."""
-    return sorted(
-        path
-        for path in package.rglob("*.py")
-        if path.relative_to(package).parts[0] not in AFTER_TRAINING and "__pycache__" not in path.parts
-    )
+    """The package's source files that training imports, in a fixed order."""
+    files = [package / name for name in TRAINING_CODE if name.endswith(".py")]
+    files += [path for name in TRAINING_CODE if not name.endswith(".py") for path in (package / name).glob("*.py")]
+    return sorted(files)
 
 
 @cache

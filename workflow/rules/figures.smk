@@ -67,7 +67,6 @@ rule manifest:
     params:
         config_sha256=config_sha256(config),
         figures=[f"{name}={experiment or ''}" for name, experiment in FIGURES.items()],
-        results=RESULTS,
     shell:
-        "python -m rnngrad manifest --config-sha256 {params.config_sha256} --results {params.results} --out {output}"
+        "python -m rnngrad manifest --config-sha256 {params.config_sha256} --runs {input.runs} --out {output}"
         " {params.figures} > {log} 2>&1"
