@@ -2,10 +2,12 @@
 
 Whether a run solved its task is decided here, by the task's success criterion on the run's final metric and
 baseline with the thresholds given, not by training: changing a threshold rebuilds the tables and retrains nothing.
+So is ``steps_to_solve``, the first evaluation step at which the run's test metric met that criterion.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -51,9 +53,24 @@ def solved(task: str, status: dict, success: dict[str, float]) -> bool:
     return completed and tasks.get(task).solved(status["final_metric"], status["baseline_loss"], success[task])
 
 
+def steps_to_solve(run_dir: str | Path, task: str, baseline: float, threshold: float) -> float:
+    """The first evaluation step at which the run's test metric met the task's success criterion (NaN if none).
+
+    Read from the run's metrics.parquet (its test rows: step 0, every ``eval_every`` steps and the final step of
+    a completed run). It is the first time the criterion was met, whatever came after: a run that met it and later
+    lost it (or diverged) keeps its step, while ``solved`` says whether it held at the end."""
+    test = pd.read_parquet(Path(run_dir) / "metrics.parquet", columns=["step", "split", "metric"])
+    test = test[test["split"] == "test"].sort_values("step", kind="stable")
+    criterion = tasks.get(task).solved
+    for step, metric in zip(test["step"], test["metric"], strict=True):
+        if math.isfinite(metric) and criterion(metric, baseline, threshold):
+            return float(step)
+    return math.nan
+
+
 def read_status(run_dir: str | Path, success: dict[str, float]) -> pd.DataFrame:
-    """One run's row of the runs table (spec columns, status, solved), after checking every file's sha256;
-    ``success`` maps each task to its success threshold."""
+    """One run's row of the runs table (spec columns, status, solved, steps_to_solve), after checking every
+    file's sha256; ``success`` maps each task to its success threshold."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / "status.json")
     verify_run(run_dir, status)
@@ -61,6 +78,7 @@ def read_status(run_dir: str | Path, success: dict[str, float]) -> pd.DataFrame:
     provenance = status.pop("provenance", {})
     spec = spec_columns(read_json(run_dir / "spec.json"))
     status["solved"] = solved(spec["task"], status, success)
+    status["steps_to_solve"] = steps_to_solve(run_dir, spec["task"], status["baseline_loss"], success[spec["task"]])
     status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
     status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
     return pd.DataFrame([{**spec, **status}])
