@@ -1,10 +1,13 @@
-"""Share of seeds that solve the task against the sequence length T, with and without gradient clipping, in the
-style of Pascanu, Mikolov and Bengio 2013, Fig. 7.
+"""Who carries the memory further: the share of seeds that solve the task against the sequence length T, one line
+per arm on the same axes, in the style of Pascanu, Mikolov and Bengio 2013, Fig. 7.
 
-One panel per model (activation and initialisation); colour and marker say whether gradients were clipped.
-Solid lines: share of seeds solved; dotted lines with crosses: share of seeds whose training diverged (NaN/Inf
-loss or gradient), drawn for the settings where any run diverged. A model that learns long dependencies keeps
-the solid line up as T grows.
+An arm is a model (the runs table's ``label``: RNN-tanh, RNN-relu, IRNN, LSTM, ...; with the initialisation or
+the scale where a label comes with several) with or without gradient clipping. Colour is the model; filled circles
+are runs without clipping, open squares the same model clipped. Columns: the share of seeds solved (the task's
+success criterion on the final test metric); the share of seeds whose training diverged (NaN or Inf loss or
+gradient; drawn when any run diverged); and the median over the solved seeds of ``steps_to_solve``, the first
+evaluation step whose test metric met the criterion (drawn when any run solved). A remedy that works keeps its
+line up as T grows where plain tanh falls.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from rnngrad.figures import common, style
 
@@ -23,36 +25,64 @@ TABLES: tuple[str, ...] = ("runs",)
 
 NO_CLIP = "no clipping"
 INIT_ORDER = ("orthogonal", "gaussian", "identity", "none")
-MARKERS = ("o", "s", "D", "v", "P")
+SOLVED, DIVERGED, STEPS = "share of seeds solved", "share of seeds diverged", "median steps to solve"
 
 
-def _clip_label(clip: float) -> str:
-    return NO_CLIP if math.isnan(clip) else f"clip at {common.format_number(clip)}"
-
-
-def _panel_label(frame: pd.DataFrame) -> pd.Series:
-    """ "RNN-tanh, orthogonal"; "IRNN" and "LSTM" alone (their initialisation is fixed); the task in front where
-    the table holds several."""
-    several_tasks = frame["task"].nunique() > 1
-    labels = [
-        (f"{task}: " if several_tasks else "") + (label if label in ("IRNN", common.LSTM) else f"{label}, {init}")
-        for task, label, init in zip(frame["task"], frame["label"], frame["init"], strict=True)
-    ]
-    return pd.Series(labels, index=frame.index, dtype=object)
+def arm_labels(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(model, arm) per run: the model is the label, with the init and the scale where the label has several
+    ("RNN-tanh, gaussian, g = 1"); the arm adds the clip threshold ("RNN-tanh + clip 1")."""
+    if runs.empty:
+        empty = pd.Series([], index=runs.index, dtype=object)
+        return empty, empty
+    several_inits = runs.groupby("label")["init"].transform("nunique") > 1
+    several_scales = runs.groupby("label")["scale"].transform(lambda s: s.fillna(-1.0).nunique()) > 1
+    models, arms = [], []
+    for label, init, scale, clip, by_init, by_scale in zip(
+        runs["label"], runs["init"], runs["scale"], runs["clip"].astype(float), several_inits, several_scales,
+        strict=True,
+    ):  # fmt: skip
+        model = label + (f", {init}" if by_init else "") + (f", g = {common.format_number(scale)}" if by_scale else "")
+        models.append(model)
+        arms.append(model if math.isnan(clip) else f"{model} + clip {common.format_number(clip)}")
+    return pd.Series(models, index=runs.index, dtype=object), pd.Series(arms, index=runs.index, dtype=object)
 
 
 def shares(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per panel, clipping setting and T: seeds, share solved, share diverged."""
+    """Per task, arm and T: seeds, share solved, share diverged, median steps_to_solve over the solved seeds."""
+    model, arm = arm_labels(runs)
+    solved = runs["solved"].astype("boolean").fillna(False).astype(bool)
+    steps = runs["steps_to_solve"] if "steps_to_solve" in runs else pd.Series(np.nan, index=runs.index)
     frame = runs.assign(
-        panel=_panel_label(runs),
-        clipping=[_clip_label(float(c)) for c in runs["clip"]],
+        model_key=model,
+        arm=arm,
         diverged=runs["status"] == common.DIVERGED,
-        solved=runs["solved"].astype(bool),
+        solved=solved,
+        solve_steps=pd.to_numeric(steps, errors="coerce").astype(float).where(solved),
     )
-    grouped = frame.groupby(["panel", "task", "label", "init", "clipping", "clip", "T"], dropna=False, sort=False)
+    grouped = frame.groupby(["task", "model_key", "arm", "label", "init", "clip", "T"], dropna=False, sort=False)
     return grouped.agg(
-        seeds=("run_id", "nunique"), solved_share=("solved", "mean"), diverged_share=("diverged", "mean")
+        seeds=("run_id", "nunique"),
+        solved_share=("solved", "mean"),
+        diverged_share=("diverged", "mean"),
+        steps_to_solve=("solve_steps", "median"),
     ).reset_index()
+
+
+def arm_order(table: pd.DataFrame) -> list[str]:
+    """Arms by model (RNN-tanh, RNN-sigmoid, RNN-relu, IRNN, LSTM, others), init, then unclipped before clipped."""
+    label_rank = {label: i for i, label in enumerate(common.label_order(table["label"]))}
+    init_rank = {init: i for i, init in enumerate(INIT_ORDER)}
+    ranked = table.assign(
+        _l=table["label"].map(label_rank),
+        _i=table["init"].map(init_rank).fillna(len(INIT_ORDER)),
+        _c=table["clip"].astype(float).fillna(-1.0),
+    )
+    return list(dict.fromkeys(ranked.sort_values(["_l", "_i", "model_key", "_c"])["arm"]))
+
+
+def _seed_count(seeds: pd.Series) -> str:
+    low, high = int(seeds.min()), int(seeds.max())
+    return (f"{low}" if low == high else f"{low}-{high}") + (" seed" if high == 1 else " seeds")
 
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
@@ -64,60 +94,88 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         )
         return
     table = shares(runs)
-    label_rank = {label: i for i, label in enumerate(common.label_order(table["label"]))}
-    init_rank = {init: i for i, init in enumerate(INIT_ORDER)}
-    ranked = table.assign(_l=table["label"].map(label_rank), _i=table["init"].map(init_rank).fillna(len(INIT_ORDER)))
-    panels = list(dict.fromkeys(ranked.sort_values(["task", "_l", "_i"])["panel"]))
-    clip_values = sorted(table["clip"].astype(float), key=lambda c: (not math.isnan(c), c))
-    clippings = list(dict.fromkeys(_clip_label(c) for c in clip_values))  # no clipping first, then by threshold
-    palette = dict(zip(clippings, sns.color_palette(style.PALETTE), strict=False))
-    markers = dict(zip(clippings, MARKERS, strict=False))
-    # dodge clipping settings sideways (in log2 units of T) so that equal shares do not hide each other
-    offsets = dict(zip(clippings, 0.06 * (np.arange(len(clippings)) - (len(clippings) - 1) / 2), strict=True))
+    arms = arm_order(table)
+    first = table.drop_duplicates("arm").set_index("arm")
+    palette = common.model_palette(list(dict.fromkeys(first.loc[arms, "model_key"])))
+    # dodge arms sideways (in log2 units of T) so that equal shares do not hide each other
+    offsets = dict(zip(arms, 0.05 * (np.arange(len(arms)) - (len(arms) - 1) / 2), strict=True))
+    columns = [SOLVED]
+    if (table["diverged_share"] > 0).any():
+        columns.append(DIVERGED)
+    if table["steps_to_solve"].notna().any():
+        columns.append(STEPS)
+    tasks = sorted(table["task"].unique())
 
-    ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(common.WIDTH, 0.9 + 1.9 * nrows), sharex=True, sharey=True,
-        squeeze=False, layout="constrained",
-    )  # fmt: skip
-    for ax, panel in zip(axes.flat, panels, strict=False):
-        data = table[table["panel"] == panel]
-        for clipping in clippings:
-            curve = data[data["clipping"] == clipping].sort_values("T")
-            if curve.empty:
-                continue
-            x = curve["T"].to_numpy(dtype=float) * 2.0 ** offsets[clipping]
-            colour, marker = palette[clipping], markers[clipping]
-            ax.plot(x, curve["solved_share"], color=colour, marker=marker, ms=4.5, lw=1.4)
-            if (curve["diverged_share"] > 0).any():
-                ax.plot(x, curve["diverged_share"], color=colour, marker="x", ms=4.5, lw=1.0, ls=":")
-        ax.set_title(panel)
-    for ax in axes.flat[len(panels) :]:
-        ax.set_visible(False)
+        len(tasks),
+        len(columns),
+        figsize=(common.WIDTH, 1.2 + 2.4 * len(tasks)),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for r, task in enumerate(tasks):
+        for c, column in enumerate(columns):
+            ax = axes[r, c]
+            for arm in arms:
+                curve = table[(table["task"] == task) & (table["arm"] == arm)].sort_values("T")
+                value = {SOLVED: "solved_share", DIVERGED: "diverged_share", STEPS: "steps_to_solve"}[column]
+                curve = curve[np.isfinite(curve[value].astype(float))]
+                if curve.empty:
+                    continue
+                clipped = not math.isnan(float(first.loc[arm, "clip"]))
+                colour = palette[first.loc[arm, "model_key"]]
+                x = curve["T"].to_numpy(dtype=float) * 2.0 ** offsets[arm]
+                ax.plot(
+                    x,
+                    curve[value],
+                    color=colour,
+                    lw=1.4,
+                    marker="s" if clipped else "o",
+                    ms=4.5,
+                    markerfacecolor="white" if clipped else colour,
+                    markeredgewidth=1.2,
+                )
+            if column == STEPS:
+                ax.set_yscale("log")
+                ax.set_ylabel("training steps (solved seeds)")
+            else:
+                ax.set_ylim(-0.05, 1.05)
+                ax.set_ylabel("share of seeds" if c == 0 else "")
+            ax.set_title(f"{task}: {column}" if len(tasks) > 1 else column, fontsize=9)
     common.log2_scale_axis(axes[0, 0], table["T"])
-    axes[0, 0].set_ylim(-0.05, 1.05)
-    for ax in axes.flat[: len(panels)]:
-        ax.tick_params(labelbottom=True)
     fig.supxlabel("sequence length T (log scale)", fontsize="medium")
-    fig.supylabel("share of seeds", fontsize="medium")
+    common.readable_log_ticks(axes)
 
-    handles = [
-        common.legend_line(clipping, palette[clipping], marker=markers[clipping], linewidth=1.4)
-        for clipping in clippings
-    ]
-    handles += [
-        common.legend_line("solved", "0.3", linestyle="-", marker="o", ms=4),
-        common.legend_line("diverged", "0.3", linestyle=":", marker="x", ms=4),
-    ]
-    common.legend(fig, handles, ncol=4)
-    seeds = table["seeds"]
-    count = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()} to {seeds.max()}"
+    handles = []
+    for arm in arms:
+        clipped = not math.isnan(float(first.loc[arm, "clip"]))
+        colour = palette[first.loc[arm, "model_key"]]
+        count = _seed_count(table.loc[table["arm"] == arm, "seeds"])
+        handles.append(
+            common.legend_line(
+                f"{arm} ({count})",
+                colour,
+                marker="s" if clipped else "o",
+                ms=4.5,
+                linewidth=1.4,
+                markerfacecolor="white" if clipped else colour,
+                markeredgewidth=1.2,
+            )
+        )
+    common.legend(fig, handles, ncol=3)
     common.footnote(
         fig,
         [
-            f"Each point: share of {count} seeds. Solved: the task's success criterion met at the end of training. "
-            "Diverged (dotted, drawn where any run diverged): training stopped at a NaN/Inf loss or gradient."
+            "Each point: the runs of one arm at one length (seeds per point in the legend), dodged sideways so that"
+            " equal values stay visible. Solved: the task's success criterion met by the final test metric."
+            " Diverged: training stopped at a NaN/Inf loss or gradient."
+            + (
+                " Steps to solve: the first evaluation whose test metric met the criterion, median over the solved"
+                " seeds; no point where no seed solved."
+                if STEPS in columns
+                else ""
+            ),
         ],
     )
     style.save(fig, out_path)
