@@ -28,6 +28,8 @@ FIGURES = (
     "training_curves",
     "outcome_map",
     "clipping",
+    "learning_curves",
+    "success_vs_length",
 )
 # which experiment's tables each figure draws (as in figures/README.md)
 EXPERIMENT = {
@@ -40,6 +42,8 @@ EXPERIMENT = {
     "training_curves": "scales",
     "outcome_map": "scales",
     "clipping": "clipping",
+    "learning_curves": "baselines",
+    "success_vs_length": "lengths",
 }
 
 SPEC_COLUMNS = [
@@ -72,6 +76,7 @@ TABLE_COLUMNS = {
         "metric_name",
         "baseline_loss",
         "solved",
+        "steps_to_solve",
     ],
     "metrics": [
         "step",
@@ -145,6 +150,7 @@ def run_tables(run: dict, diverged_at: float, rng: np.random.Generator) -> dict[
             "metric_name": "accuracy" if run["task"] == "copy" else "mse",
             "baseline_loss": base,
             "solved": solved,
+            "steps_to_solve": 50.0 if solved else math.nan,
         }
     )
     for step in range(0, STEPS + 1, 5):
@@ -292,9 +298,25 @@ def make_experiments() -> dict[str, dict[str, pd.DataFrame]]:
         ("relu", "identity", "rnn"),
         (None, None, "lstm"),
     ):
-        for seed in (0, 1):
-            run = spec("baselines", "adding", 20, activation, 1.0, seed, init=init or "none", model=model)
-            baselines.append((run, run_tables(run, math.nan, rng)))
+        for T in (10, 20):
+            for seed in (0, 1):
+                run = spec("baselines", "adding", T, activation, 1.0, seed, init=init or "none", model=model)
+                blown = (activation, init, T, seed) == ("relu", "orthogonal", 20, 1)
+                baselines.append((run, run_tables(run, 70.0 if blown else math.nan, rng)))
+
+    lengths = []
+    for activation, init, model, clip in (
+        ("tanh", "orthogonal", "rnn", math.nan),
+        ("tanh", "orthogonal", "rnn", 1.0),
+        ("relu", "orthogonal", "rnn", math.nan),
+        ("relu", "identity", "rnn", math.nan),
+        (None, None, "lstm", math.nan),
+    ):
+        for T in (5, 10, 20):
+            for seed in (0, 1, 2):
+                run = spec("lengths", "adding", T, activation, 1.0, seed, init=init or "none", model=model, clip=clip)
+                blown = (activation, init, T, seed) == ("relu", "orthogonal", 20, 0)
+                lengths.append((run, run_tables(run, 40.0 if blown else math.nan, rng)))
 
     clipping = []
     for activation in ("tanh", "relu"):
@@ -308,6 +330,7 @@ def make_experiments() -> dict[str, dict[str, pd.DataFrame]]:
         "scalar": assemble(scalar),
         "baselines": assemble(baselines),
         "clipping": assemble(clipping),
+        "lengths": assemble(lengths),
     }
 
 
@@ -463,19 +486,120 @@ def test_product_bound_is_exponentiated_only_where_finite():
     assert np.isnan(bound[5])
 
 
-def test_outcome_cells_count_seeds():
-    from rnngrad.figures.outcome_map import outcome_cells
+def _outcome(run: dict, status: str, solved, final_loss: float, steps: float = math.nan) -> dict:
+    return {
+        **run,
+        "status": status,
+        "solved": solved,
+        "final_loss": final_loss,
+        "baseline_loss": 0.2,
+        "diverged_at": 40.0 if status == "diverged" else math.nan,
+        "steps_to_solve": steps,
+    }
 
-    runs = pd.DataFrame(
+
+def outcome_runs() -> pd.DataFrame:
+    """Three tanh seeds (solved at step 300, diverged, failed), three more (solved at 100 and 500, failed), an
+    lstm that solved, and a relu cell whose every seed diverged."""
+    tanh = [spec("scales", "copy", 10, "tanh", 2.0, seed) for seed in range(3)]
+    longer = [spec("scales", "copy", 20, "tanh", 2.0, seed) for seed in range(3)]
+    relu = [spec("scales", "copy", 10, "relu", 4.0, seed) for seed in range(2)]
+    return pd.DataFrame(
         [
-            {**spec("scales", "copy", 10, "tanh", 2.0, 0), "status": "completed", "solved": True},
-            {**spec("scales", "copy", 10, "tanh", 2.0, 1), "status": "diverged", "solved": None},
-            {**spec("scales", "copy", 10, "tanh", 2.0, 2), "status": "completed", "solved": False},
-            {**spec("scales", "copy", 10, None, None, 0, model="lstm"), "status": "completed", "solved": True},
+            _outcome(tanh[0], "completed", True, 0.002, 300.0),
+            _outcome(tanh[1], "diverged", None, math.nan),
+            _outcome(tanh[2], "completed", False, 0.1, 200.0),  # met the criterion at 200, lost it by the end
+            _outcome(longer[0], "completed", True, 0.001, 100.0),
+            _outcome(longer[1], "completed", True, 0.004, 500.0),
+            _outcome(longer[2], "completed", False, 0.3),
+            _outcome(spec("scales", "copy", 10, None, None, 0, model="lstm"), "completed", True, 0.02, 50.0),
+            *(_outcome(run, "diverged", None, math.nan) for run in relu),
         ]
     )
-    cells = outcome_cells(runs).set_index("row")
-    assert cells.loc["tanh, g = 2", "seeds"] == 3
-    assert cells.loc["tanh, g = 2", "solved"] == pytest.approx(1 / 3)
-    assert cells.loc["tanh, g = 2", "diverged"] == pytest.approx(1 / 3)
-    assert cells.loc[common.LSTM, "solved"] == 1.0
+
+
+def test_outcome_cells_count_seeds_and_take_medians_over_the_right_runs():
+    from rnngrad.figures.outcome_map import cell_text, outcome_cells
+
+    cells = outcome_cells(outcome_runs()).set_index(["row", "T"])
+    tanh = cells.loc[("tanh, g = 2", 10)]
+    assert (tanh["seeds"], tanh["n_solved"], tanh["n_diverged"]) == (3, 1, 1)
+    assert tanh["solved"] == pytest.approx(1 / 3) and tanh["diverged"] == pytest.approx(1 / 3)
+    assert tanh["loss_ratio"] == pytest.approx(np.median([0.002, 0.1]) / 0.2)  # completed runs only
+    assert tanh["steps_to_solve"] == 300.0  # solved runs only: the failed run's 200 does not count
+    longer = cells.loc[("tanh, g = 2", 20)]
+    assert longer["loss_ratio"] == pytest.approx(0.004 / 0.2) and longer["steps_to_solve"] == 300.0
+    assert cells.loc[(common.LSTM, 10), "solved"] == 1.0
+    relu = cells.loc[("relu, g = 4", 10)]
+    assert relu["n_diverged"] == relu["seeds"] == 2 and math.isnan(relu["loss_ratio"])
+    assert cell_text(3, 1, 1, 300.0) == "\u27131/3 @300\nD1/3"
+    assert cell_text(3, 2, 0, 1500.0) == "\u27132/3 @1.5k"
+    assert cell_text(2, 0, 2, math.nan) == "D2/2"
+    assert cell_text(2, 0, 0, math.nan) == ""
+
+
+def test_outcome_map_renders_all_diverged_cells_and_tables_without_steps_to_solve(tmp_path):
+    runs = outcome_runs()
+    figure_module("outcome_map").render({"runs": runs}, tmp_path / "a.png")
+    assert_rendered(tmp_path / "a.png", 10_000)
+    old = runs.drop(columns="steps_to_solve")
+    figure_module("outcome_map").render({"runs": old}, tmp_path / "b.png")
+    assert_rendered(tmp_path / "b.png", 10_000)
+    diverged = runs[runs["status"] == "diverged"]
+    figure_module("outcome_map").render({"runs": diverged}, tmp_path / "c.png")
+    assert_rendered(tmp_path / "c.png", 5_000)
+
+
+def test_clipping_counts_diverged_failed_and_solved_runs_per_arm():
+    from rnngrad.figures.clipping import arm_counts, count_text
+
+    runs = []
+    for clip in (math.nan, 1.0):
+        for seed in range(6):
+            run = spec("clipping", "adding", 50, "tanh", 4.0, seed, clip=clip)
+            if math.isnan(clip):
+                outcome = ("diverged", None) if seed < 4 else ("completed", False)
+            else:
+                outcome = ("completed", seed < 3)
+            runs.append(_outcome(run, outcome[0], outcome[1], 0.1))
+    counts = arm_counts(pd.DataFrame(runs)).set_index("clipping")
+    assert count_text(counts.loc["no clipping"]) == "4/6 diverged, 2/6 failed, 0/6 solved"
+    assert count_text(counts.loc["clipped at 1"]) == "0/6 diverged, 3/6 failed, 3/6 solved"
+
+
+def test_learning_curve_medians_stop_where_a_seed_has_no_finite_loss():
+    from rnngrad.figures.learning_curves import seed_medians
+
+    data = pd.DataFrame(
+        {
+            "setting": "adding, T = 10",
+            "label": "RNN-tanh",
+            "run_id": ["a", "a", "a", "b", "b", "c", "c", "c"],
+            "step": [0, 10, 20, 0, 10, 0, 10, 20],
+            "loss": [1.0, 0.5, 0.2, 3.0, math.nan, 2.0, 0.7, 0.4],
+        }
+    )
+    medians = seed_medians(data).set_index("step")["loss"]
+    assert medians[0] == 2.0
+    assert math.isnan(medians[10]) and math.isnan(medians[20])  # b is NaN at 10 and has no row at 20
+
+
+def test_success_vs_length_arms_and_steps_to_solve():
+    from rnngrad.figures.success_vs_length import shares
+
+    rows = []
+    for clip in (math.nan, 1.0):
+        for seed, (status, solved, steps) in enumerate(
+            [("completed", True, 100.0), ("completed", True, 300.0), ("diverged", None, 50.0)]
+        ):
+            rows.append(
+                _outcome(spec("lengths", "adding", 20, "tanh", 1.0, seed, clip=clip), status, solved, 0.1, steps)
+            )
+    rows.append(_outcome(spec("lengths", "adding", 20, "relu", 1.0, 0, init="identity"), "completed", False, 0.2))
+    table = shares(pd.DataFrame(rows)).set_index("arm")
+    assert set(table.index) == {"RNN-tanh", "RNN-tanh + clip 1", "IRNN"}
+    tanh = table.loc["RNN-tanh"]
+    assert tanh["seeds"] == 3 and tanh["solved_share"] == pytest.approx(2 / 3)
+    assert tanh["diverged_share"] == pytest.approx(1 / 3)
+    assert tanh["steps_to_solve"] == 200.0  # median over the two solved seeds; the diverged run's 50 is not one
+    assert math.isnan(table.loc["IRNN", "steps_to_solve"])
