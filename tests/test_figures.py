@@ -603,3 +603,13 @@ def test_success_vs_length_arms_and_steps_to_solve():
     assert tanh["diverged_share"] == pytest.approx(1 / 3)
     assert tanh["steps_to_solve"] == 200.0  # median over the two solved seeds; the diverged run's 50 is not one
     assert math.isnan(table.loc["IRNN", "steps_to_solve"])
+
+
+def test_outcome_colour_bar_labels_the_baseline_and_the_top_of_its_scale():
+    from matplotlib.colors import LogNorm
+
+    from rnngrad.figures.outcome_map import colour_ticks
+
+    assert colour_ticks(LogNorm(0.1, 7.06)) == pytest.approx([0.1, 1.0, 5.0])
+    assert colour_ticks(LogNorm(0.003, 1.0)) == pytest.approx([0.01, 0.1, 1.0])
+    assert colour_ticks(LogNorm(0.01, 10.0)) == pytest.approx([0.01, 0.1, 1.0, 10.0])

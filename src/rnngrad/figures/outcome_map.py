@@ -113,6 +113,18 @@ def colour_norm(cells: pd.DataFrame) -> LogNorm:
     return LogNorm(vmin=low, vmax=high)
 
 
+def colour_ticks(norm: LogNorm) -> list[float]:
+    """Ticks of the colour bar: the decades inside its range, and the largest 1, 2 or 5 x 10^k below its top, so
+    that a scale ending between decades (a loss 7 times the baseline) still labels its upper part."""
+    low, high = float(norm.vmin), float(norm.vmax)
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    nice = [m * 10.0**k for k in decades for m in (1.0, 2.0, 5.0) if low <= m * 10.0**k <= high * (1 + 1e-12)]
+    ticks = [t for t in nice if np.isclose(np.log10(t) % 1, 0) or np.isclose(np.log10(t) % 1, 1)]
+    if nice and nice[-1] not in ticks and (not ticks or nice[-1] > 2 * ticks[-1]):
+        ticks.append(nice[-1])
+    return ticks
+
+
 def draw_panel(ax: plt.Axes, here: pd.DataFrame, rows: list[str], norm: LogNorm) -> pd.DataFrame:
     """Draw one task's cells on ``ax``; returns the grid drawn (index: row labels, columns: T), in which cell
     (row i, column j) is centred at (j + 0.5, i + 0.5) in data coordinates, for layers drawn on top."""
@@ -194,6 +206,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         extend="max" if capped else "neither",
     )
     colorbar.set_label(COLORBAR_LABEL, fontsize=common.NOTE_SIZE + 1)
+    colorbar.set_ticks(colour_ticks(norm))
     colorbar.ax.yaxis.set_major_formatter(
         ticker.FuncFormatter(lambda value, _: "1 = baseline" if value == 1 else f"{value:g}")
     )
