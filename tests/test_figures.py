@@ -613,3 +613,18 @@ def test_outcome_colour_bar_labels_the_baseline_and_the_top_of_its_scale():
     assert colour_ticks(LogNorm(0.1, 7.06)) == pytest.approx([0.1, 1.0, 5.0])
     assert colour_ticks(LogNorm(0.003, 1.0)) == pytest.approx([0.01, 0.1, 1.0])
     assert colour_ticks(LogNorm(0.01, 10.0)) == pytest.approx([0.01, 0.1, 1.0, 10.0])
+
+
+def test_clipping_with_many_settings_stays_within_a_page(tmp_path):
+    """Twelve settings (the paper's clipping grid) go two abreast and keep the figure within a page."""
+    rng = np.random.default_rng(3)
+    runs = []
+    for T in (10, 20):
+        for activation in ("tanh", "relu"):
+            for g in (1.5, 2.0, 4.0):
+                for clip in (math.nan, 1.0):
+                    run = spec("clipping", "adding", T, activation, g, 0, clip=clip)
+                    runs.append((run, run_tables(run, 30.0 if math.isnan(clip) else math.nan, rng)))
+    tables = assemble(runs)
+    figure_module("clipping").render({name: tables[name] for name in ("runs", "metrics")}, tmp_path / "c.png")
+    assert_rendered(tmp_path / "c.png", 10_000)

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.transforms import blended_transform_factory
 
 from rnngrad.figures import common, style
@@ -26,11 +27,12 @@ TABLES: tuple[str, ...] = ("runs", "metrics")
 
 XLABEL = "training step"
 LOSS_LABEL = "training loss"
-NORM_LABEL = "gradient norm\n" r"$\|\nabla_\theta L\|_2$ before clipping"
+NORM_LABEL = r"$\|\nabla_\theta L\|_2$ before clipping"
 TITLE = "training loss and gradient norms with and without clipping"
 NO_CLIP = "no clipping"
 BASELINE_COLOUR = "0.35"
 QUANTITIES = (("loss", LOSS_LABEL), ("grad_norm", NORM_LABEL))
+MAX_ROWS = 5
 
 
 def clip_label(clip: float) -> str:
@@ -68,6 +70,17 @@ def count_text(row: pd.Series) -> str:
     return f"{row['diverged']}/{n} diverged, {row['failed']}/{n} failed, {row['solved']}/{n} solved"
 
 
+def thin_ticks(ax: plt.Axes, most: int = 5) -> None:
+    """At most ``most`` labelled y ticks: a log axis spanning less than a decade falls back to linear ticks
+    (0.13, 0.14, ...), too many for a short panel."""
+    low, high = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if low <= t <= high]
+    if len(ticks) > most:
+        step = -(-len(ticks) // most)
+        ax.yaxis.set_major_locator(ticker.FixedLocator(ticks[::step]))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs, metrics = tables["runs"], tables["metrics"]
@@ -86,12 +99,15 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     rows = list(dict.fromkeys(pd.concat([info[keys], data[keys]]).sort_values(keys[:-1])["row"]))
     counts = arm_counts(runs)
 
-    height = min(2.3, 9.0 / len(rows))  # inches a row: the figure stays within a page
-    fig = plt.figure(figsize=(common.WIDTH, 0.9 + height * len(rows)), layout="constrained")
-    subfigs = np.atleast_1d(fig.subfigures(len(rows), 1))
+    # one setting a row; more than MAX_ROWS settings go two abreast, and the figure stays within a page
+    per_line = 1 if len(rows) <= MAX_ROWS else 2
+    lines = -(-len(rows) // per_line)
+    height = min(2.3, 8.2 / lines)
+    fig = plt.figure(figsize=(common.WIDTH, 0.9 + height * lines), layout="constrained")
+    subfigs = fig.subfigures(lines, per_line, squeeze=False).ravel()
     dropped = {column: [] for column, _ in QUANTITIES}
     n_diverged = 0
-    for r, (subfig, row) in enumerate(zip(subfigs, rows, strict=True)):
+    for r, (subfig, row) in enumerate(zip(subfigs, rows, strict=False)):
         axes = subfig.subplots(1, len(QUANTITIES), sharex=True)
         here = data[data["row"] == row]
         row_info = info[info["row"] == row]
@@ -119,9 +135,12 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
                 )
             if here.empty:
                 common.no_data(ax, "no training rows")
-            ax.set_ylabel(label)
-            ax.set_xlabel(XLABEL if r == len(rows) - 1 else "")
+            ax.set_title(label if r < per_line else "", fontsize=9)  # the quantity, over the first line
+            ax.set_ylabel("")
+            ax.set_xlabel(XLABEL if r >= len(rows) - per_line else "")
         common.readable_log_ticks(axes)
+        for ax in axes:
+            thin_ticks(ax)
         row_counts = counts[counts["row"] == row].set_index("clipping")
         handles = [
             common.legend_line(f"{arm}: {count_text(row_counts.loc[arm])}", palette[arm], linewidth=1.8)
