@@ -628,3 +628,15 @@ def test_clipping_with_many_settings_stays_within_a_page(tmp_path):
     tables = assemble(runs)
     figure_module("clipping").render({name: tables[name] for name in ("runs", "metrics")}, tmp_path / "c.png")
     assert_rendered(tmp_path / "c.png", 10_000)
+
+
+def test_learning_curves_count_runs_without_test_rows(experiments, tmp_path, monkeypatch):
+    notes = []
+    footnote = common.footnote
+    monkeypatch.setattr(common, "footnote", lambda fig, lines: (notes.extend(lines), footnote(fig, lines)))
+    tables = tables_for("learning_curves", experiments)
+    dropped = tables["runs"]["run_id"].iloc[0]
+    metrics = tables["metrics"][tables["metrics"]["run_id"] != dropped]
+    figure_module("learning_curves").render({"runs": tables["runs"], "metrics": metrics}, tmp_path / "l.png")
+    assert_rendered(tmp_path / "l.png", 10_000)
+    assert "1 run(s) of the runs table have no test rows and are not drawn." in notes

@@ -137,6 +137,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     dropped = pd.concat(dropped, ignore_index=True)
     common.readable_log_ticks(axes)
 
+    missing = len(set(runs["run_id"]) - set(data["run_id"]))
     seeds = run_info.groupby(["label", "setting"])["run_id"].nunique().groupby("label").agg(["min", "max"])
     handles = [
         common.legend_line(f"{label} ({_seeds(seeds, label)})", palette[label], linewidth=MEDIAN_WIDTH)
@@ -159,6 +160,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             "Test split. Thin lines: one run (seed) each; thick lines: the median over a model's seeds, at the"
             " evaluation steps where all of them have a finite loss.",
             common.describe_dropped("the test loss", common.count_dropped(dropped, "loss"), "NaN/+Inf at top"),
+            f"{missing} run(s) of the runs table have no test rows and are not drawn." if missing else "",
         ],
     )
     style.save(fig, out_path)
