@@ -195,9 +195,10 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         draw_panel(ax, cells[cells["panel"] == panel], rows, norm)
         # further layers (e.g. a theory overlay) go here, on the grid draw_panel returns
         ax.set_title(panel, fontsize=10)
-        ax.set_xlabel("sequence length $T$ (steps)")
+        ax.set_xlabel("")
         ax.set_ylabel("activation, scale $g$" if ax is axes[0, 0] else "")
         ax.tick_params(axis="y", rotation=0)
+    fig.supxlabel("sequence length $T$ (steps)", fontsize="medium")
     capped = bool((cells["loss_ratio"] > RATIO_CAP).any())
     colorbar = fig.colorbar(
         plt.cm.ScalarMappable(norm=norm, cmap=colormaps[CMAP]),
