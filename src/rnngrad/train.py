@@ -96,6 +96,7 @@ class Run:
         self.rows: list[dict] = []
         self.logs: dict[str, list[pd.DataFrame]] = {name: [] for name in LOG_TABLES}
         self.diverged_at: int | None = None
+        self.logged = log_steps(spec)
 
     def _on_device(self, data: tuple) -> tuple:
         x, y, mask = data
@@ -110,7 +111,7 @@ class Run:
         state = {
             "spec": self.spec,
             "step": self.step,
-            "model": self.model.state_dict(),
+            "model": self.model_state(),
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.get_state(),
             "rows": self.rows,
@@ -149,55 +150,80 @@ class Run:
         for name, frame in tables.items():
             self.logs[name].append(frame.assign(step=self.step))
 
-    def train_step(self) -> bool:
-        """One update; False when the loss or the gradient is NaN/Inf (the update is then not applied)."""
+    def draw_batch(self) -> tuple:
+        """The next training batch, drawn from this run's own sampler generator."""
         x, y, mask = self.train_set
         index = torch.randint(x.shape[0], (self.spec["batch_size"],), generator=self.sampler).to(self.device)
-        self.optimizer.zero_grad()
-        outputs = self.model(x[index])
-        loss = masked_loss(self.spec["task"], outputs, y[index], mask[index])
-        loss.backward()
-        params = list(self.model.parameters())
-        norm = grad_norm(params)
+        return x[index], y[index], mask[index]
+
+    def record_train(self, loss: float, batch_metrics: dict, norm: float) -> bool:
+        """Append this step's train row; False when its loss or gradient norm is NaN/Inf."""
         clip = self.spec["clip"]
-        clipped = clip is not None and norm > clip
         self.rows.append(
             {
                 "step": self.step,
                 "split": "train",
-                "loss": float(loss.detach()),
-                **metrics(self.spec["task"], outputs, y[index], mask[index]),
+                "loss": loss,
+                **batch_metrics,
                 "grad_norm": norm,
-                "clipped": clipped,
+                "clipped": clip is not None and norm > clip,
                 "lr": self.spec["lr"],
             }
         )
-        if not (math.isfinite(self.rows[-1]["loss"]) and math.isfinite(norm)):
+        return math.isfinite(loss) and math.isfinite(norm)
+
+    def train_step(self) -> bool:
+        """One update; False when the loss or the gradient is NaN/Inf (the update is then not applied)."""
+        x, y, mask = self.draw_batch()
+        self.optimizer.zero_grad()
+        outputs = self.model(x)
+        loss = masked_loss(self.spec["task"], outputs, y, mask)
+        loss.backward()
+        params = list(self.model.parameters())
+        norm = grad_norm(params)
+        if not self.record_train(float(loss.detach()), metrics(self.spec["task"], outputs, y, mask), norm):
             return False
-        if clipped:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
+        if self.rows[-1]["clipped"]:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
             for p in params:
-                p.grad.mul_(clip / norm)
+                p.grad.mul_(self.spec["clip"] / norm)
         self.optimizer.step()
         return True
 
     def run(self) -> dict:
         """Train to the end or to divergence, writing every run file; returns status.json's content."""
-        spec = self.spec
-        write_json(self.out_dir / "spec.json", spec)
+        self.start()
+        while self.step < self.spec["steps"]:
+            self.before_step()
+            if not self.end_step(self.train_step()):
+                break
+        return self.finish()
+
+    def start(self) -> None:
+        """Write spec.json, then resume from the checkpoint or save the initial model."""
+        write_json(self.out_dir / "spec.json", self.spec)
         if not self.try_resume():
             self._save_model("model_init.pt")
-        logged = log_steps(spec)
-        while self.step < spec["steps"]:
-            if self.step in logged:
-                self.log_gradients(spectra=logged[self.step])
-            if self.step % spec["eval_every"] == 0:
-                self.evaluate()
-            if not self.train_step():
-                self.diverged_at = self.step
-                break
-            self.step += 1
-            if self.step % spec["checkpoint_every"] == 0 and self.step < spec["steps"]:
-                self.save_checkpoint()
+
+    def before_step(self) -> None:
+        """The gradient logging and evaluation due at this step, before its update."""
+        if self.step in self.logged:
+            self.log_gradients(spectra=self.logged[self.step])
+        if self.step % self.spec["eval_every"] == 0:
+            self.evaluate()
+
+    def end_step(self, updated: bool) -> bool:
+        """Count the update and checkpoint when due, or record the divergence (False: the run stops)."""
+        if not updated:
+            self.diverged_at = self.step
+            return False
+        self.step += 1
+        if self.step % self.spec["checkpoint_every"] == 0 and self.step < self.spec["steps"]:
+            self.save_checkpoint()
+        return True
+
+    def finish(self) -> dict:
+        """Final logging and evaluation of a run that ended or diverged; writes every file, status.json last."""
+        spec = self.spec
         if self.diverged_at is None:
             self.log_gradients(spectra=True)
             final = self.evaluate()
@@ -222,8 +248,13 @@ class Run:
         self.checkpoint_path.unlink(missing_ok=True)
         return status
 
+    def model_state(self) -> dict:
+        """The model's tensors, each owning its storage: a parameter may be a view into a stack of runs
+        (:mod:`rnngrad.batched`), and torch.save would write a view's whole storage."""
+        return {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+
     def _save_model(self, name: str) -> None:
-        state = {key: value.detach().cpu() for key, value in self.model.state_dict().items()}
+        state = {key: value.cpu() for key, value in self.model_state().items()}
         atomic_write(self.out_dir / name, lambda tmp: save_torch(state, tmp))
 
     def _write_tables(self) -> None:
