@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
+from conftest import make_batch
 from test_train import datasets, make_spec, read_run  # noqa: F401 - datasets is a fixture
 
 from rnngrad.batched import Stack, can_batch, train_batched
@@ -139,6 +140,33 @@ def test_killed_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # n
         assert sorted(p.name for p in b.iterdir()) == sorted(RUN_FILES)
         for name, frame in read_run(a).items():
             pd.testing.assert_frame_equal(read_run(b)[name], frame, check_exact=True)
+
+
+def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamespace:
+    """The parts of a train.Run that a Stack uses: model, optimizer and spec."""
+    n_in, n_out = (10, 10) if task == "copy" else (2, 1)
+    model = VanillaRNN(n_in, hidden, n_out, "tanh", scale=1.5, seed=seed)
+    optimizer = Optimizer("adam", model.parameters(), 0.01)
+    return SimpleNamespace(model=model, optimizer=optimizer, spec={"task": task, "activation": "tanh", "clip": clip})
+
+
+@pytest.mark.parametrize(
+    ("task", "hidden", "batch", "steps"), [("adding", 1, 8, 50), ("adding", 32, 32, 50), ("copy", 16, 16, 9)]
+)
+def test_a_members_gradients_do_not_depend_on_the_group(task, hidden, batch, steps):
+    """What the bit-for-bit guarantees rest on (divergence, resume with members at different steps): a member's
+    loss, gradient norm and gradients are the same bits in a group of three as alone. Scalar case, default shapes,
+    copy."""
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):
+        x, y, mask = make_batch(task, batch, steps, int(torch.randint(100, (1,), generator=generator)))
+        batches.append((x.float(), y.float() if y.is_floating_point() else y, mask))
+    grads, losses, norms, _ = Stack([stacked_member(task, hidden, seed) for seed in range(3)]).gradients(batches)
+    for k in range(3):
+        alone = Stack([stacked_member(task, hidden, k)]).gradients(batches[k : k + 1])
+        assert (losses[k], norms[k]) == (alone[1][0], alone[2][0])
+        assert all(torch.equal(grad[k], grad_alone[0]) for grad, grad_alone in zip(grads, alone[0], strict=True))
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

@@ -8,10 +8,13 @@ model, state_dict and checkpoints see the stacked values. Only the update is sta
 backpropagation through time, loss, gradient norm, clipping and the optimizer step (optim.py's rules).
 
 A member's numbers never depend on the others: every op is per element, reduces within a member, or is a batched
-matmul whose slices are separate matmuls. So a diverging member (NaN/Inf loss or gradient norm) stops alone, the
-others continue with the bits they would have without it, and a killed group resumes bit for bit (members at
-different steps included). Against the sequential path the numbers agree within float32 rounding only: batched
-matmuls and batched reductions round differently from mm and full reductions (see tests/test_batched.py).
+matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias gradient is reduced
+member-major; tests/test_batched.py checks it, and a sweep over H 1..128, B 8..64, T 5..50 and both tasks found
+only the copy task at H=1 failing, which :func:`stackable` excludes). So a diverging member (NaN/Inf loss or
+gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
+resumes bit for bit, members at different steps included. Against the sequential path the numbers agree within
+float32 rounding only: batched matmuls and reductions round differently from mm and full reductions (see
+tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_batch` sends only CPU groups here.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ SHARED_KEYS = (
     "model", "task", "variant", "copy_len", "T", "train_data", "test_data", "activation", "hidden", "batch_size",
     "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "device", "threads",
 )  # fmt: skip
-# The shape rule, from benchmarks/groups.py on one CPU thread: stacking pays while a member's step is dominated by
-# per-op overhead, i.e. while its per-time-step matmul is small. hidden * batch_size = 1024 (the default shapes)
-# gave 2-2.5x more run-steps/s, 8192 (H=128, B=64) was slower than one run at a time.
-MAX_BATCHED_CELLS = 2048
+# The shape rule, from benchmarks/groups.py and a sweep of its pure-step timing (K=12, T=50, adding, Adam, one
+# thread, batched vs one run at a time): stacking pays while a member's step is mostly per-op overhead, i.e. while
+# its per-time-step matmul [B, H] x [H, H] is small. hidden * batch_size = 512: 1.9x, 1024 (the defaults): 2.3x,
+# 2048: 0.9x (H=64, B=32) and 1.3x (H=32, B=64), 4096: 0.8x, 8192 (H=128, B=64, T=100): 0.6x.
+MAX_BATCHED_CELLS = 1024
 
 
 def stackable(specs: list[dict]) -> bool:
