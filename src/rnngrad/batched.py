@@ -90,7 +90,7 @@ class StackedRecurrence(torch.autograd.Function):
         act = ACTIVATIONS[ctx.act_name]
         deltas = act.df(states)  # f'(a_t), turned into delta_t in place below
         carry = torch.zeros_like(states[0])  # W^T delta_{t+1}
-        grads = grad_states.transpose(0, 1).unbind(0)
+        grads = grad_states.transpose(0, 1).contiguous().unbind(0)  # step-major: adding strided slices is slow
         for grad, delta in zip(reversed(grads), reversed(deltas.unbind(0)), strict=True):
             carry = torch.bmm(delta.mul_(grad + carry), W)  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t)
         # Member-major [K, T*B, H] for the sums over steps and sequences: einsum is several times slower, and
