@@ -1,11 +1,11 @@
 """Train a group of runs stacked on a leading member axis: one batched matmul per time step for all of them.
 
-At small shapes a training step is mostly per-op overhead (about 4 ms at H=32, B=32, T=50 on one thread), so K
-runs stacked on a leading axis cost little more than one. Everything but the update stays per member: each member
-is a :class:`rnngrad.train.Run` that owns its sampler generator, rows, logs, evaluation, gradient logging,
-checkpoints and files, and its parameters and optimizer buffers are views into the stacked [K, ...] tensors, so its
-model, state_dict and checkpoints see the stacked values. Only the update is stacked: forward, explicit
-backpropagation through time, loss, gradient norm, clipping and the optimizer step (optim.py's rules).
+At small shapes a training step is mostly per-op overhead, which K runs stacked on a leading axis pay once.
+Everything but the update stays per member: each member is a :class:`rnngrad.train.Run` that owns its sampler
+generator, rows, logs, evaluation, gradient logging, checkpoints and files, and its parameters and optimizer
+buffers are views into the stacked [K, ...] tensors, so its model, state_dict and checkpoints see the stacked
+values. Only the update is stacked: forward, explicit backpropagation through time, loss, gradient norm, clipping
+and the optimizer step (optim.py's rules).
 
 A member's numbers never depend on the others: every op is per element, reduces within a member, or is a batched
 matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias gradient is reduced
@@ -38,9 +38,10 @@ SHARED_KEYS = (
     "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "device", "threads",
 )  # fmt: skip
 # The shape rule, from benchmarks/groups.py and a sweep of its pure-step timing (K=12, T=50, adding, Adam, one
-# thread, batched vs one run at a time): stacking pays while a member's step is mostly per-op overhead, i.e. while
-# its per-time-step matmul [B, H] x [H, H] is small. hidden * batch_size = 512: 1.9x, 1024 (the defaults): 2.3x,
-# 2048: 0.9x (H=64, B=32) and 1.3x (H=32, B=64), 4096: 0.8x, 8192 (H=128, B=64, T=100): 0.6x.
+# thread, CPU time, batched vs one run at a time): stacking pays while a member's step is mostly per-op overhead,
+# i.e. while its per-time-step matmul [B, H] x [H, H] is small. hidden * batch_size = 512: 1.8x, 1024 (the
+# defaults): 1.2-1.3x, 2048: 0.7x (H=64, B=32) and 1.0x (H=32, B=64), 4096: 0.7-0.8x, 8192 (H=128, B=64, T=100):
+# 0.5x. (Wall time on the loaded 2-core machine gave 2.3x at 1024; CPU time is the steadier measure.)
 MAX_BATCHED_CELLS = 1024
 
 
