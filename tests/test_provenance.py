@@ -28,7 +28,8 @@ def test_status_records_the_code_and_the_machine(datasets, tmp_path):  # noqa: F
 
 def test_training_code_is_exactly_what_training_imports():
     """The files whose hash marks a run's code version (and that the train rule takes as inputs) are the package
-    files `rnngrad.train` and `rnngrad.batched` load: nothing it runs is left out, no figure or table module makes runs stale."""
+    files `rnngrad.train` and `rnngrad.batched` load: nothing training runs is left out, and no figure or table
+    module makes runs stale."""
     script = (
         "import sys, rnngrad.train, rnngrad.batched; "
         "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.startswith('rnngrad'))))"
