@@ -96,7 +96,7 @@ BAD_CONFIGS = {
     "copy_len too large": (_set("tasks.copy.copy_len", 1000), ["tasks.copy.copy_len"]),
     "unknown copy variant": (_set("tasks.copy.variant", "some"), ["tasks.copy.variant", "copied"]),
     "unknown adding variant": (_set("tasks.adding.variant", "gers"), ["tasks.adding.variant", "hochreiter"]),
-    "hochreiter needs T >= 20": (_set("tasks.adding.variant", "hochreiter"), ["lengths", "T=5", ">= 20"]),
+    "hochreiter needs T >= 20": (_set("tasks.adding.variant", "hochreiter"), ["scales", "T=5", ">= 20"]),
     "clip zero": (_set("experiments.clipping.grid.0.clip", [0.0]), ["clip"]),
     "negative clip": (_set("experiments.clipping.grid.0.clip", [-1.0, None]), ["clip"]),
     "target beyond the sequence": (_set("logging.targets", [500]), ["logging.targets", "beyond", "allowed"]),
