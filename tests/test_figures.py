@@ -415,16 +415,17 @@ def test_nonlinearity_curves_reach_gamma():
 
 
 def test_scalar_theory_line_is_the_closed_form_from_the_spec(experiments):
-    """H = 1: the line is |g f'(a*)|^n from theory alone (identity init, at initialisation), whatever was
-    measured: relu g^n, tanh with g <= 1 also g^n; no line after training or for another init."""
+    """H = 1: the line is |g f'(a*)|^n from theory alone (identity init, at initialisation, the mean drive drawn
+    from the seed), whatever was measured: relu g^n when its drive is positive; no line after training."""
     from rnngrad.figures.scalar_case import theory_lines
 
     products = common.with_stage(experiments["scalar"]["products"])
     lines = theory_lines(products).merge(products, on=["run_id", "stage", "distance"])
     assert not lines.empty and (lines["stage"] == common.STAGE_INIT).all() and (lines["init"] == "identity").all()
-    for (activation, g), line in lines.groupby(["activation", "scale"]):
-        np.testing.assert_allclose(line["rate"], theory.scalar_rate(activation, g), rtol=0)
-        if activation == "relu" or g <= 1:
+    for (activation, g, seed), line in lines.groupby(["activation", "scale", "seed"]):
+        drive = theory.one_unit_drive("adding", 30, "le", activation, g, seed)
+        np.testing.assert_allclose(line["rate"], theory.scalar_rate(activation, g, drive), rtol=0)
+        if activation == "relu" and drive > 0:
             np.testing.assert_allclose(line["theory"], g ** line["distance"], rtol=1e-12)
     shifted = products.assign(log_product_norm=products["log_product_norm"] + 1.0)
     pd.testing.assert_frame_equal(theory_lines(shifted), theory_lines(products))  # no measured number enters

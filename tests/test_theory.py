@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnngrad import theory
-from rnngrad.models import ACTIVATIONS, recurrent_init
+from rnngrad.models import ACTIVATIONS, VanillaRNN, recurrent_init
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -169,10 +169,30 @@ def test_input_variance_from_the_task_definitions():
     assert math.isnan(theory.mean_field_lyapunov("tanh", "gaussian", 2.0, math.nan))
 
 
+@pytest.mark.parametrize(("task", "variant", "mean"), [("copy", "all", None), ("adding", "le", (0.5, 2 / 40)),
+                                                     ("adding", "hochreiter", (0.0, 0.0))])  # fmt: skip
+def test_input_statistics_match_generated_data(task, variant, mean):
+    """The closed-form input statistics against 4000 generated sequences of T = 40 (rnngrad.tasks), over the
+    steps of each sequence (hochreiter lengths vary in [T, 1.1 T]: 4/T markers is within 3% of 4/length)."""
+    from rnngrad import tasks
+
+    data = tasks.generate(task, 40, 4000, seed=5, variant=variant)
+    x = np.eye(10)[data["x"]] if task == "copy" else data["x"].astype(np.float64)
+    n_in = x.shape[-1]
+    length = data.get("length", np.full(len(x), x.shape[1]))  # hochreiter: each sequence's own steps
+    valid = np.arange(x.shape[1]) < length[:, None]
+    square = np.sum(np.sum(x * x, axis=-1) * valid) / valid.sum()
+    assert theory.input_variance(task, 40, variant) == pytest.approx(square / (3 * n_in), rel=0.03)
+    if mean is not None:
+        np.testing.assert_allclose(x.mean((0, 1)), mean, atol=0.006)
+        u = VanillaRNN(2, 1, 1, "tanh", "identity", 0.9, 3).U.detach().double().numpy()[0]
+        assert theory.one_unit_drive(task, 40, variant, "tanh", 0.9, 3) == pytest.approx(u @ np.array(mean), abs=1e-7)
+    else:
+        assert math.isnan(theory.one_unit_drive(task, 40, variant, "tanh", 0.9, 3))
+
+
 def test_uniform_input_weights_give_the_input_variance():
     """The drive (U x)_i of the model's own initialisation has variance ||x||^2 / (3 D) over units."""
-    from rnngrad.models import VanillaRNN
-
     model = VanillaRNN(10, 4000, 1, init="identity", seed=3)
     drive = model.U.detach().double() @ torch.eye(10, dtype=torch.float64)[:, 4]  # one-hot input
     assert float(drive.var()) == pytest.approx(theory.input_variance("copy", 30, "all"), rel=0.05)

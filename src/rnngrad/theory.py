@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from rnngrad.models import ACTIVATIONS
+from rnngrad.models import ACTIVATIONS, VanillaRNN
 
 # ------------------------------------------------------------------------------------------------------------
 # The product bound (Pascanu et al. 2013, eqs. 5-7)
@@ -60,7 +60,8 @@ MEAN_FIELD_INITS = ("orthogonal", "gaussian", "identity")
 # Inputs of each task as the generators in rnngrad.tasks make them: (mean over steps of ||x_t||^2, input size D).
 # copy: one one-hot symbol of 10 at every step. adding: a value channel (U[0,1] for "le", U[-1,1] for
 # "hochreiter": E v^2 = 1/3) and a marker channel with 2 ("le") or 4 ("hochreiter": two +1, first and last -1)
-# nonzero entries of magnitude 1 per sequence of about T steps.
+# nonzero entries of magnitude 1 per sequence of about T steps; mean input (0.5, 2/T) for "le", (0, 0) for
+# "hochreiter" (values symmetric about 0; markers +1, +1, -1, -1).
 _COPY_SYMBOLS = 10
 
 
@@ -76,6 +77,17 @@ def input_variance(task: str, T: int, variant: str | None = None) -> float:  # n
     else:
         return math.nan
     return mean_square / (3.0 * n_in)
+
+
+def one_unit_drive(task: str, T: int, variant: str, activation: str, scale: float, seed: int) -> float:  # noqa: N803
+    """u . E_t[x_t], the mean drive of a one-unit identity-initialised RNN at initialisation: u is the input weight
+    row that the spec's seed draws (rnngrad.models.VanillaRNN; W = g I draws no random numbers before it), E_t[x_t]
+    the task's mean input (adding only; NaN for a task whose mean input depends on fields the spec lacks)."""
+    if task != "adding":
+        return math.nan
+    mean_input = torch.tensor([0.5, 2.0 / T] if variant == "le" else [0.0, 0.0], dtype=torch.float64)
+    model = VanillaRNN(2, 1, 1, activation, "identity", scale, seed)
+    return float(model.U.detach().double()[0] @ mean_input)
 
 
 def _gauss_mean(n_quad: int = 4001, z_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ YLABEL = "slope of ln(norm) vs t − k (1/step)"
 MEASURED = {
     "product_rate": ("Jacobian products ||J_t⋯J_k+1||", "o"),
     "contribution_rate": ("contributions ||C_t,k||", "s"),
-    "lyapunov_qr": ("finite-time Lyapunov (QR, same samples)", "D"),
+    "lyapunov_qr": ("finite-time Lyapunov (QR)", "D"),
 }
 DODGE = {"product_rate": -0.07, "contribution_rate": 0.0, "lyapunov_qr": 0.07}  # in log2 units of the scale
 
@@ -91,12 +91,12 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         common.legend_line(label, colours[key], linestyle="none", marker=marker, markersize=5)
         for key, (label, marker) in MEASURED.items()
     ]
-    handles.append(common.legend_line("bound ln(γ σ_max(W)), products only", colours["bound"], **common.THEORY_STYLE))
+    handles.append(common.legend_line("bound ln(γ σ_max(W)) on products", colours["bound"], **common.THEORY_STYLE))
     at_init = rates[rates["stage"] == common.STAGE_INIT]
     if at_init["mean_field_rate"].notna().any():
         handles += [
-            common.legend_line("mean field λ (spec only)", colours["product_rate"], **MEAN_FIELD_STYLE),
-            common.legend_line("mean field for C: λ − growth of ||h||", colours["contribution_rate"], **C_STYLE),
+            common.legend_line("mean-field λ (from the spec)", colours["product_rate"], **MEAN_FIELD_STYLE),
+            common.legend_line("mean field for C: λ − ρ_h", colours["contribution_rate"], **C_STYLE),
         ]
     if (rates["status"] == common.DIVERGED).any():
         handles.append(common.legend_line("diverged run (hollow)", "0.3", linestyle="none", marker="o", mfc="none"))
@@ -104,13 +104,17 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         handles.append(common.nonfinite_handle())
     common.legend(fig, handles, ncol=3)
     notes = [
-        "Points: one per run; bound: median over seeds; mean field: at initialisation only (it describes a random W),"
-        f" drawn at the panel's median input variance s² (range {_range(at_init['input_var'])}) with b = 0."
-        " Below 0: vanishing; above 0: exploding.",
+        "Points: one per run; bound: median over seeds. Finite-time Lyapunov: QR method on the same sampled sequences"
+        " and steps as the products. Mean field: at initialisation only (it describes a random W), from the spec at"
+        f" the panel's median input variance s² (range {_range(at_init['input_var'])}), b = 0; ρ_h: growth rate of"
+        " ||h|| (relu only). Below 0: vanishing; above 0: exploding.",
     ]
     unfitted = ", ".join(f"{n} {MEASURED[key][0]}" for key, n in not_drawn.items() if n)
     if unfitted:
-        notes.append(f"Not fitted (too few finite norms, a diverged run), marked at top: {unfitted}.")
+        notes.append(
+            f"NaN/Inf, marked at top: {unfitted} (NaN: too few finite norms, a diverged run; −inf: a QR estimate"
+            " through exactly singular Jacobians, relu units off)."
+        )
     no_theory = at_init.loc[at_init["mean_field_rate"].isna(), "task"].unique()
     if len(no_theory):
         notes.append(f"No mean-field line for task(s) {', '.join(map(str, no_theory))}: no input statistics recorded.")

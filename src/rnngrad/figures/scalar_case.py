@@ -1,8 +1,8 @@
 """The one-unit case (H = 1): the Jacobian is the number J_j = w f'(a_j), so what backpropagation carries over n
 steps is a product of n numbers. Measured products beside the closed form |w f'(a*)|^n of rnngrad.theory, with a*
-the fixed point of a = w f(a) (h = f(w h + u x + b) with b = 0 and the drive u x set to its mean over the random
-u, 0; read as 0+), computed from the spec alone: w = g for the identity initialisation, at initialisation only.
-Below 1 the product vanishes, at 1 it stays, above 1 it explodes (Pascanu et al. 2013, Sect. 2)."""
+the fixed point of a = w f(a) + u E[x] (h = f(w h + u x + b), b = 0, the input at its mean), computed from the spec
+alone: w = g for the identity initialisation and u as the run's seed draws it, at initialisation only. Below 1 the
+product vanishes, at 1 it stays, above 1 it explodes (Pascanu et al. 2013, Sect. 2)."""
 
 from __future__ import annotations
 
@@ -24,21 +24,20 @@ TITLE = "one-unit RNN: products of n scalar Jacobians"
 
 
 def theory_lines(products: pd.DataFrame) -> pd.DataFrame:
-    """exp(n ln|w f'(a*)|) for n = 1 .. the longest product logged, per identity-initialised run at initialisation
-    (w = g, rnngrad.theory.scalar_rate); other runs get no line (their w is not known from the spec: ±g for
-    orthogonal, random for gaussian; training moves it). ``theory`` is NaN where the value under/overflows.
-    Columns: run_id, stage, distance, rate, theory."""
-    columns = ["run_id", "stage", "distance", "rate", "theory"]
+    """exp(n ln|w f'(a*)|) for n = 1 .. the longest product logged, per identity-initialised run at initialisation:
+    w = g and the mean drive u . E[x] of rnngrad.theory.one_unit_drive, both from the spec. Other runs get no line
+    (w is ±g for orthogonal, random for gaussian, and training moves w, u and b). ``theory`` is NaN where the value
+    under/overflows or the task has no recorded mean input. Columns: run_id, stage, distance, drive, rate, theory."""
+    columns = ["run_id", "stage", "distance", "drive", "rate", "theory"]
     here = products[(products["stage"] == common.STAGE_INIT) & (products["init"] == "identity")]
     frames = []
-    for (run_id, activation, g), run in here.groupby(["run_id", "activation", "scale"], sort=True):
+    keys = ["run_id", "activation", "scale", "task", "T", "variant", "seed"]
+    for (run_id, activation, g, task, T, variant, seed), run in here.groupby(keys, sort=True):  # noqa: N806
         n = np.arange(1, int(run["distance"].max()) + 1)
-        rate = theory.scalar_rate(activation, float(g))
-        frames.append(
-            pd.DataFrame({"run_id": run_id, "stage": common.STAGE_INIT, "distance": n, "rate": rate}).assign(
-                theory=common.finite_exp(n * rate)
-            )
-        )
+        drive = theory.one_unit_drive(task, T, variant, activation, float(g), int(seed))
+        rate = theory.scalar_rate(activation, float(g), drive) if np.isfinite(drive) else np.nan
+        frame = pd.DataFrame({"run_id": run_id, "stage": common.STAGE_INIT, "distance": n, "drive": drive})
+        frames.append(frame.assign(rate=rate, theory=common.finite_exp(n * rate)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
@@ -127,7 +126,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
 
     handles = [common.legend_line(key, colour) for key, colour in palette.items()]
     handles += [
-        common.legend_line(r"closed form $|w f'(a^*)|^n$, $w = g$ (spec only)", linestyle="-"),
+        common.legend_line(r"closed form $|w f'(a^*)|^n$ from the spec", linestyle="-"),
         common.legend_line("measured", linestyle="none", marker="o", markersize=4),
     ]
     if (products["outcome"] == common.DIVERGED).any():
@@ -135,14 +134,15 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     if n_top:
         handles.append(common.nonfinite_handle())
     common.legend(fig, handles)
-    n_lines = lines["run_id"].nunique()
+    n_lines = lines.dropna(subset=["theory"])["run_id"].nunique()
     common.footnote(
         fig,
         [
-            "Lines: the closed form at initialisation, a* the fixed point of a = g f(a) (b = 0, the drive u x_t"
-            " neglected: its mean over the random u is 0), for identity-initialised runs"
-            f" ({n_lines} of {products['run_id'].nunique()} runs; none after training, where w has moved);"
-            " points: exp(log_product_norm), the geometric mean of the product over sampled sequences.",
+            "Lines: the closed form at initialisation from the spec, a* the fixed point of a = g f(a) + u E[x] (b = 0;"
+            " the input's fluctuations about its mean neglected), for identity-initialised runs whose mean input is"
+            f" known ({n_lines} of {products['run_id'].nunique()} runs; a relu unit with a negative drive is off, its"
+            " product 0; none after training, where w, u and b have moved); points: exp(log_product_norm), the"
+            " geometric mean over sampled sequences.",
             common.describe_dropped("the measured product", lost, "a step with J = 0, or a blow-up"),
         ],
     )
