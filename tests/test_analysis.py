@@ -234,3 +234,15 @@ def test_check_bound_empty_when_the_bound_holds_and_lists_violations():
     products.loc[at, "product_norm"] = (1 + 2.5e-6) * 0.5**3
     assert analysis.check_bound(products, tables["spectrum"], tables["runs"]).empty
     assert len(analysis.check_bound(products, tables["spectrum"], tables["runs"], rtol=5e-7)) == 1
+
+
+def test_one_unit_runs_get_no_mean_field():
+    """The mean field is a wide-network limit: an H = 1 run gets NaN (the scalar case has its own closed form)."""
+    runs = [{"run_id": "w", "activation": "relu", "init": "identity", "scale": 1.0, "steps": {0: (0.0, 0.0, 1.0, 0.0)}}]
+    tables = _tables(runs)
+    tables["runs"]["hidden"] = 1
+    table = analysis.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    assert table["mean_field_rate"].isna().all() and table["input_var"].isna().all()
+    tables["runs"]["hidden"] = 2
+    table = analysis.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    assert (table["mean_field_rate"] == 0.0).all()

@@ -167,12 +167,13 @@ def paired_fits(products: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame
 
 def mean_field_columns(spec: pd.DataFrame) -> pd.DataFrame:
     """input_var, mean_field_rate (lambda) and mean_field_contribution_rate for each RNN run, from its spec alone
-    (rnngrad.theory: activation, init, scale and the task's input statistics; NaN for a task without them)."""
-    keys = ["activation", "init", "scale", "task", "T", "variant"]
+    (rnngrad.theory: activation, init, scale and the task's input statistics; NaN for a task without them, and for
+    one-unit runs: the mean field is a wide-network limit, the scalar case has its own closed form)."""
+    keys = ["activation", "init", "scale", "task", "T", "variant", "hidden"]
     settings = spec[keys].drop_duplicates()
     values = []
-    for act, init, g, task, T, variant in settings.itertuples(index=False):  # noqa: N806 - T is the papers' name
-        s2 = theory.input_variance(task, T, variant)
+    for act, init, g, task, T, variant, hidden in settings.itertuples(index=False):  # noqa: N806 - the papers' T
+        s2 = theory.input_variance(task, T, variant) if hidden > 1 else math.nan
         lam = theory.mean_field_lyapunov(act, init, g, s2)
         values.append((s2, lam, lam - float(theory.state_growth_rate(act, init, g, s2))))
     names = ["input_var", "mean_field_rate", "mean_field_contribution_rate"]

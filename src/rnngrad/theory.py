@@ -139,12 +139,12 @@ def mean_field_variance(activation: str, g: float, input_var: float = 0.0) -> fl
 
 
 def _lyapunov_one(activation: str, init: str, g: float, input_var: float) -> float:
+    if not math.isfinite(input_var):
+        return math.nan
     if init == "identity":  # relu: every unit that stays on; tanh, g <= 1: f' <= 1, attained as the drive -> 0
         return math.log(g) if activation == "relu" or (activation == "tanh" and g <= 1) else math.nan
     if init not in MEAN_FIELD_INITS:
         raise ValueError(f"init: unknown value {init!r}; allowed: {list(MEAN_FIELD_INITS)}")
-    if not math.isfinite(input_var):
-        return math.nan
     if activation == "relu":  # E[relu'(a)^2] = P(a > 0) = 1/2 for any q > 0
         return 0.5 * math.log(0.5 * g * g)
     q = mean_field_variance(activation, g, input_var)
