@@ -468,3 +468,28 @@ def test_outcome_cells_count_seeds():
     assert cells.loc["tanh, g = 2", "solved"] == pytest.approx(1 / 3)
     assert cells.loc["tanh, g = 2", "diverged"] == pytest.approx(1 / 3)
     assert cells.loc[common.LSTM, "solved"] == 1.0
+
+
+def test_outcome_map_predicted_lengths_come_from_theory_and_sit_on_the_log_t_axis(experiments):
+    import matplotlib.pyplot as plt
+
+    from rnngrad.figures import outcome_map
+
+    runs = experiments["scales"]["runs"]
+    predicted = outcome_map.predicted_lengths(runs)
+    assert (
+        "LSTM" not in set(predicted["row"])
+        and len(predicted) == runs[runs["model"] == "rnn"].groupby(["task", "activation", "scale"]).ngroups
+    )
+    one = runs[(runs["model"] == "rnn") & (runs["task"] == "copy") & (runs["activation"] == "tanh")].iloc[0]
+    s2 = theory.input_variance("copy", float(runs.loc[runs["task"] == "copy", "T"].median()), one["variant"])
+    row = outcome_map.row_labels(one.to_frame().T).iloc[0]
+    expected = outcome_map.TRAINABLE_MULTIPLE * theory.memory_time("tanh", one["init"], one["scale"], s2)
+    assert predicted.loc[predicted["row"] == row, "length"].iloc[0] == pytest.approx(expected, rel=1e-12)
+
+    fig, ax = plt.subplots()
+    lengths = pd.DataFrame({"panel": "p", "row": ["a", "b", "c"], "length": [10**1.5, 1e6, math.nan]})
+    assert outcome_map._draw_predicted_lengths(ax, lengths, ["a", "b", "c"], [10, 100]) == 2
+    xs = [line.get_xdata()[0] for line in ax.lines]
+    assert xs == pytest.approx([1.0, 2.0])  # midway between the columns' centres on log T; beyond: right edge
+    plt.close(fig)
