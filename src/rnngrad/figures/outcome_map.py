@@ -77,8 +77,8 @@ def predicted_lengths(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _draw_predicted_lengths(ax: plt.Axes, lengths: pd.DataFrame, rows: list[str], lengths_T) -> int:
-    """A bar in each row at T = TRAINABLE_MULTIPLE xi on the log-interpolated T columns (at an edge when it lies
-    beyond them); returns how many bars were drawn."""
+    """A bar in each row at T = TRAINABLE_MULTIPLE xi on the log-interpolated T columns (an arrowhead at the edge
+    when it lies beyond them); returns how many were drawn."""
     log_T = np.log(np.asarray(lengths_T, dtype=float))
     centres = np.arange(len(log_T)) + 0.5
     drawn = 0
@@ -90,7 +90,11 @@ def _draw_predicted_lengths(ax: plt.Axes, lengths: pd.DataFrame, rows: list[str]
         else:  # one column: left edge if shorter than its T, right edge if longer
             x = 0.5 + 0.5 * np.sign(np.log(length) - log_T[0])
         i = rows.index(row)
-        ax.plot([x, x], [i + 0.1, i + 0.9], color="black", lw=2.0, solid_capstyle="butt", zorder=4)
+        if 0 < x < len(log_T):
+            ax.plot([x, x], [i + 0.1, i + 0.9], color="black", lw=2.0, solid_capstyle="butt", zorder=4)
+        else:  # beyond the columns: an arrowhead inside the edge cell, pointing out
+            inside, marker = (0.12, "<") if x <= 0 else (len(log_T) - 0.12, ">")
+            ax.plot([inside], [i + 0.5], marker=marker, color="black", markersize=5, zorder=4)
         drawn += 1
     return drawn
 
@@ -168,8 +172,8 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             f"Cell text: the solved share over {seeds} seed(s); 'D' and the share of seeds whose run diverged"
             " (NaN or Inf loss or gradient). Grey cells: no runs.",
             f"Black bars ({n_bars}): the predicted trainable length {TRAINABLE_MULTIPLE:g} xi, xi = 1/|lambda| the"
-            " mean-field memory time from the spec alone (rnngrad.theory), placed on the log-T columns; at the left or"
-            " right edge when it lies beyond them; none for the LSTM or where no mean field exists."
+            " mean-field memory time from the spec alone (rnngrad.theory), placed on the log-T columns; an arrowhead at"
+            " the edge when it lies beyond them; none for the LSTM or where no mean field exists."
             if n_bars
             else "",
         ],
