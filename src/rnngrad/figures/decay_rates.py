@@ -1,14 +1,14 @@
 """Measured exponential rates of gradient decay or growth against the recurrent scale, beside theory.
 
-Per activation (columns) and logging stage (rows), fitted on the same distances (rnngrad.analysis.paired_fits):
-the slope of ln ||J_t ... J_{k+1}||_2 (the Jacobian products carried by delta_{t,k}) and of ln ||C_{t,k}||_F
-(C_{t,k} = delta_{t,k} h_{k-1}^T), and the finite-time largest Lyapunov exponent by the QR method on the same
-sampled sequences and steps as the products (a consistency check of the product slope, not a prediction). Theory:
-the bound ln(gamma sigma_max(W)) of Pascanu et al. 2013 (eq. 7), which caps the product rate only (C also carries
-the growth of h_{k-1}), and, at initialisation, the mean-field exponent lambda computed from the spec alone
-(rnngrad.theory.mean_field_lyapunov) with its prediction for C, lambda minus the growth rate of ||h||: they differ
-for relu above lambda = 0, where h_{k-1} grows as fast as the products and C stays flat. Below 0 gradients vanish,
-above 0 they explode; 1/|rate| is the memory time in steps.
+Per activation (columns) and logging stage (rows), fitted on the same distances (rnngrad.analysis.paired_fits): the
+slope of ln ||J_t ... J_{k+1}||_2 (the Jacobian products carried by delta_{t,k}) and of ln ||C_{t,k}||_F (C_{t,k} =
+delta_{t,k} h_{k-1}^T), and the finite-time largest Lyapunov exponent by the QR method on the same sampled sequences
+and steps as the products (a consistency check of the product slope, not a prediction). Theory: the bound ln(gamma
+sigma_max(W)) of Pascanu et al. 2013 (eq. 7), which bounds the product norms (and so their rate over long
+distances), not C, which also carries the growth of h_{k-1}, and, at initialisation, the mean-field exponent lambda
+computed from the spec alone (rnngrad.theory.mean_field_lyapunov) with its prediction for C, lambda minus the growth
+rate of ||h||: they differ for relu above lambda = 0, where h_{k-1} grows as fast as the products and C stays flat.
+Below 0 gradients vanish, above 0 they explode; 1/|rate| is the memory time in steps.
 """
 
 from __future__ import annotations
