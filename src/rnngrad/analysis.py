@@ -175,7 +175,7 @@ def mean_field_columns(spec: pd.DataFrame) -> pd.DataFrame:
     for act, init, g, task, T, variant, hidden in settings.itertuples(index=False):  # noqa: N806 - the papers' T
         s2 = theory.input_variance(task, T, variant) if hidden > 1 else math.nan
         lam = theory.mean_field_lyapunov(act, init, g, s2)
-        values.append((s2, lam, lam - float(theory.state_growth_rate(act, init, g, s2))))
+        values.append((s2, lam, float(theory.mean_field_contribution_rate(act, init, g, s2))))
     names = ["input_var", "mean_field_rate", "mean_field_contribution_rate"]
     settings[names] = pd.DataFrame(values, index=settings.index, columns=names) if values else math.nan
     return spec[["run_id", *keys]].merge(settings, on=keys, how="left")[["run_id", *names]]

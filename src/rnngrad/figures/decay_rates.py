@@ -163,7 +163,7 @@ def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, colours: dict) -> dict[str, i
         s2 = float(at_init["input_var"].median())
         grid = np.geomspace(at_init["scale"].min() / 1.2, at_init["scale"].max() * 1.2, 90)
         lam = theory.mean_field_lyapunov(activation, init, grid, s2)
-        rho = theory.state_growth_rate(activation, init, grid, s2)
+        for_c = theory.mean_field_contribution_rate(activation, init, grid, s2)
         ax.plot(grid, lam, color=colours["product_rate"], zorder=2, **MEAN_FIELD_STYLE)
-        ax.plot(grid, lam - rho, color=colours["contribution_rate"], zorder=2, **C_STYLE)
+        ax.plot(grid, for_c, color=colours["contribution_rate"], zorder=2, **C_STYLE)
     return not_drawn
