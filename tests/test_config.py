@@ -96,7 +96,7 @@ BAD_CONFIGS = {
     "copy_len too large": (_set("tasks.copy.copy_len", 1000), ["tasks.copy.copy_len"]),
     "unknown copy variant": (_set("tasks.copy.variant", "some"), ["tasks.copy.variant", "copied"]),
     "unknown adding variant": (_set("tasks.adding.variant", "gers"), ["tasks.adding.variant", "hochreiter"]),
-    "hochreiter needs T >= 20": (_set("tasks.adding.variant", "hochreiter"), ["lengths", "T=5", ">= 20"]),
+    "hochreiter needs T >= 20": (_set("tasks.adding.variant", "hochreiter"), ["scales", "T=5", ">= 20"]),
     "clip zero": (_set("experiments.clipping.grid.0.clip", [0.0]), ["clip"]),
     "negative clip": (_set("experiments.clipping.grid.0.clip", [-1.0, None]), ["clip"]),
     "target beyond the sequence": (_set("logging.targets", [500]), ["logging.targets", "beyond", "allowed"]),
@@ -136,3 +136,19 @@ def test_config_is_not_mutated_by_expansion():
     before = copy.deepcopy(config)
     configuration.expand(config)
     assert config == before
+
+
+@pytest.mark.parametrize(
+    ("activation", "init", "scale", "hidden", "expected"),
+    [
+        ("relu", "identity", 1.0, 32, "IRNN"),  # Le et al. 2015: W = I
+        ("relu", "identity", 0.9, 32, "RNN-relu"),  # identity-initialised, but not the IRNN
+        ("relu", "identity", 1.0, 1, "RNN-relu"),  # one unit: the scalar case
+        ("relu", "orthogonal", 1.0, 32, "RNN-relu"),
+        ("tanh", "identity", 1.0, 32, "RNN-tanh"),
+    ],
+)
+def test_irnn_label_only_for_the_model_of_le_et_al(activation, init, scale, hidden, expected):
+    spec = {"model": "rnn", "activation": activation, "init": init, "scale": scale, "hidden": hidden}
+    assert configuration.label(spec) == expected
+    assert configuration.label({**spec, "model": "lstm"}) == "LSTM"

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from rnngrad import config, theory
 from rnngrad.figures import common, figure_module, style
 from rnngrad.models import ACTIVATIONS
 
@@ -103,7 +104,7 @@ def spec(experiment, task, T, activation, scale, seed, *, init="orthogonal", cli
         activation, init, scale, gamma, label = "none", "none", math.nan, math.nan, "LSTM"
     else:
         gamma = ACTIVATIONS[activation].gamma
-        label = "IRNN" if (activation, init) == ("relu", "identity") else f"RNN-{activation}"
+        label = config.label({"model": model, "activation": activation, "init": init, "scale": scale, "hidden": hidden})
     clip_part = "noclip" if math.isnan(clip) else f"clip{clip:g}"
     init_part = "lstm" if model == "lstm" else f"{init}-{scale:g}"
     return {
@@ -288,7 +289,7 @@ def make_experiments() -> dict[str, dict[str, pd.DataFrame]]:
     for activation in ("tanh", "relu"):
         for w in (0.9, 1.0, 1.1):
             for seed in (0, 1):
-                run = spec("scalar", "adding", 30, activation, w, seed, hidden=1)
+                run = spec("scalar", "adding", 30, activation, w, seed, hidden=1, init="identity")
                 scalar.append((run, scalar_rows(run, rng)))
 
     baselines = []
@@ -448,21 +449,21 @@ def test_nonlinearity_curves_reach_gamma():
         assert deriv.max() == pytest.approx(act.gamma, rel=1e-12)
 
 
-def test_scalar_theory_line_matches_exact_products(experiments):
-    """H = 1: for a constant J (relu, every step active) the line Jbar^n is the measured product; for any J the
-    line at n = T equals the product over the whole sequence, because Jbar is the geometric mean over j."""
+def test_scalar_theory_line_is_the_closed_form_from_the_spec(experiments):
+    """H = 1: the line is |g f'(a*)|^n from theory alone (identity init, at initialisation, the mean drive drawn
+    from the seed), whatever was measured: relu g^n when its drive is positive; no line after training."""
     from rnngrad.figures.scalar_case import theory_lines
 
-    tables = experiments["scalar"]
-    jac, prod = common.with_stage(tables["jacobians"]), common.with_stage(tables["products"])
-    lines = theory_lines(jac, prod).merge(prod, on=["run_id", "stage", "distance"])
-    relu = lines[lines["activation"] == "relu"]
-    np.testing.assert_allclose(relu["theory"], relu["product_norm"], rtol=1e-12)
-    np.testing.assert_allclose(relu["theory"], relu["scale"] ** relu["distance"], rtol=1e-12)
-    whole = lines[lines["distance"] == lines["T"]]
-    np.testing.assert_allclose(whole["theory"], whole["product_norm"], rtol=1e-12)
-    tanh = lines[(lines["activation"] == "tanh") & (lines["distance"] < lines["T"])]
-    assert not np.allclose(tanh["theory"], tanh["product_norm"])  # a window is not the whole sequence
+    products = common.with_stage(experiments["scalar"]["products"])
+    lines = theory_lines(products).merge(products, on=["run_id", "stage", "distance"])
+    assert not lines.empty and (lines["stage"] == common.STAGE_INIT).all() and (lines["init"] == "identity").all()
+    for (activation, g, seed), line in lines.groupby(["activation", "scale", "seed"]):
+        drive = theory.one_unit_drive("adding", 30, "le", activation, g, seed)
+        np.testing.assert_allclose(line["rate"], theory.scalar_rate(activation, g, drive), rtol=0)
+        if activation == "relu" and drive > 0:
+            np.testing.assert_allclose(line["theory"], g ** line["distance"], rtol=1e-12)
+    shifted = products.assign(log_product_norm=products["log_product_norm"] + 1.0)
+    pd.testing.assert_frame_equal(theory_lines(shifted), theory_lines(products))  # no measured number enters
 
 
 def test_product_bound_is_exponentiated_only_where_finite():
@@ -640,3 +641,28 @@ def test_learning_curves_count_runs_without_test_rows(experiments, tmp_path, mon
     figure_module("learning_curves").render({"runs": tables["runs"], "metrics": metrics}, tmp_path / "l.png")
     assert_rendered(tmp_path / "l.png", 10_000)
     assert "1 run(s) of the runs table have no test rows and are not drawn." in notes
+
+
+def test_outcome_map_predicted_lengths_come_from_theory_and_sit_on_the_log_t_axis(experiments):
+    import matplotlib.pyplot as plt
+
+    from rnngrad.figures import outcome_map
+
+    runs = experiments["scales"]["runs"]
+    predicted = outcome_map.predicted_lengths(runs)
+    assert (
+        "LSTM" not in set(predicted["row"])
+        and len(predicted) == runs[runs["model"] == "rnn"].groupby(["task", "activation", "scale"]).ngroups
+    )
+    one = runs[(runs["model"] == "rnn") & (runs["task"] == "copy") & (runs["activation"] == "tanh")].iloc[0]
+    s2 = theory.input_variance("copy", float(runs.loc[runs["task"] == "copy", "T"].median()), one["variant"])
+    row = outcome_map.row_labels(one.to_frame().T).iloc[0]
+    expected = outcome_map.TRAINABLE_MULTIPLE * theory.memory_time("tanh", one["init"], one["scale"], s2)
+    assert predicted.loc[predicted["row"] == row, "length"].iloc[0] == pytest.approx(expected, rel=1e-12)
+
+    fig, ax = plt.subplots()
+    lengths = pd.DataFrame({"panel": "p", "row": ["a", "b", "c"], "length": [10**1.5, 1e6, math.nan]})
+    assert outcome_map._draw_predicted_lengths(ax, lengths, ["a", "b", "c"], [10, 100]) == 2
+    xs = [line.get_xdata()[0] for line in ax.lines]
+    assert xs == pytest.approx([1.0, 1.88])  # midway between the columns' centres on log T; beyond: at the right edge
+    plt.close(fig)

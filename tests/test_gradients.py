@@ -10,6 +10,7 @@ from conftest import looped_states, make_batch, make_model
 
 from rnngrad import gradients
 from rnngrad.losses import step_loss
+from rnngrad.models import recurrent_init
 
 
 def autograd_step_loss_grads(model, x, y, mask, task, t):
@@ -224,3 +225,53 @@ def test_resolve_targets_last_is_the_last_masked_step():
     mask = torch.zeros(2, 10, dtype=torch.bool)
     mask[0, 6] = mask[1, 8] = True
     assert gradients.resolve_targets(["last", 3], mask) == [3, 9]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The finite-time Lyapunov exponent by the QR method
+
+
+@pytest.mark.parametrize("g", [0.3, 1.0, 1.5, 4.0])
+def test_lyapunov_qr_of_a_scaled_orthogonal_matrix_is_ln_g(g):
+    q = [recurrent_init("orthogonal", 1.0, 7, torch.Generator().manual_seed(seed)) for seed in range(25)]
+    assert gradients.lyapunov_qr(g * torch.stack(q)) == pytest.approx(math.log(g), abs=1e-13)
+
+
+def test_lyapunov_qr_of_diagonal_matrices_is_max_log_abs_entry():
+    d = torch.tensor([0.5, -2.0, 1.1, 0.0], dtype=torch.float64)
+    assert gradients.lyapunov_qr(torch.diag(d).expand(30, 4, 4)) == pytest.approx(math.log(2.0), abs=1e-14)
+    # varying diagonals: the exponent is the largest time-average of log|d_i(t)|
+    gen = torch.Generator().manual_seed(0)
+    diag = torch.rand(50, 3, generator=gen, dtype=torch.float64) * 3
+    expected = float(torch.log(diag).mean(0).max())
+    assert gradients.lyapunov_qr(torch.diag_embed(diag)) == pytest.approx(expected, abs=1e-13)
+
+
+def test_lyapunov_qr_batch_and_the_spectral_radius_of_a_non_normal_matrix():
+    """For constant J the exponent is ln(spectral radius), not ln(sigma_max): J = [[a, c], [0, a]] has
+    sigma_max >> a, and ||J^T|| = a^T (1 + T c / a)-ish, so the QR estimate approaches ln a like log(T)/T."""
+    a, c, steps = 0.9, 5.0, 2000
+    J = torch.tensor([[a, c], [0.0, a]], dtype=torch.float64)
+    batch = torch.stack([J.expand(steps, 2, 2), 2.0 * J.expand(steps, 2, 2)])
+    out = gradients.lyapunov_qr(batch)
+    assert isinstance(out, torch.Tensor) and out.shape == (2,)
+    assert float(out[0]) == pytest.approx(math.log(a), abs=6e-3)  # ln(1 + T c / a) / T = 4.6e-3
+    assert float(out[1] - out[0]) == pytest.approx(math.log(2.0), abs=1e-12)
+    assert math.log(float(torch.linalg.matrix_norm(J, ord=2))) > math.log(a) + 1.5
+
+
+def test_lyapunov_qr_matches_the_growth_of_the_product_norm():
+    """(1/T) ln ||J_T ... J_1|| -> lambda_1: random tanh-like Jacobians, checked on the renormalised product."""
+    gen = torch.Generator().manual_seed(5)
+    steps, hidden = 1500, 6
+    W = torch.randn(hidden, hidden, generator=gen, dtype=torch.float64) * (1.8 / math.sqrt(hidden))
+    derivs = 1 - torch.tanh(torch.randn(steps, hidden, generator=gen, dtype=torch.float64)) ** 2
+    J = derivs[:, :, None] * W
+    log_norm, product = 0.0, torch.eye(hidden, dtype=torch.float64)
+    for t in range(steps):
+        product = J[t] @ product
+        scale = float(torch.linalg.matrix_norm(product))  # any norm keeps it finite; the last one is spectral
+        log_norm += math.log(scale)
+        product = product / scale
+    log_norm += math.log(float(torch.linalg.matrix_norm(product, ord=2)))
+    assert gradients.lyapunov_qr(J) == pytest.approx(log_norm / steps, abs=5e-3)

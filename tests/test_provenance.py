@@ -28,9 +28,10 @@ def test_status_records_the_code_and_the_machine(datasets, tmp_path):  # noqa: F
 
 def test_training_code_is_exactly_what_training_imports():
     """The files whose hash marks a run's code version (and that the train rule takes as inputs) are the package
-    files `rnngrad.train` loads: nothing it runs is left out, no figure or table module makes runs stale."""
+    files `rnngrad.train` and `rnngrad.batched` load: nothing training runs is left out, and no figure or table
+    module makes runs stale."""
     script = (
-        "import sys, rnngrad.train; "
+        "import sys, rnngrad.train, rnngrad.batched; "
         "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.startswith('rnngrad'))))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -58,8 +59,9 @@ def test_runs_of_other_code_are_listed_and_warned_about(datasets, tmp_path, caps
 
 def test_a_group_reports_its_member_and_each_run_its_progress(datasets, tmp_path, capsys):  # noqa: F811
     specs = [make_spec(datasets, run_id=f"m{seed}", seed=seed, steps=20, eval_every=10) for seed in (0, 1)]
-    train_group(specs, tmp_path)
+    train_group(specs, tmp_path, stack=False)
     log = capsys.readouterr().out
+    assert "group of 2 runs: 0 complete and kept, 2 to train one after another" in log
     assert "group member 1/2: m0" in log and "group member 2/2: m1" in log
     assert "m1: step 10/20: train loss" in log and "steps/s, ETA" in log
     assert "m0: completed after 20 steps" in log

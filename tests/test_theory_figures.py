@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from rnngrad import theory
+from rnngrad import analysis, config
 from rnngrad.figures import figure_module
 from rnngrad.models import ACTIVATIONS
 
@@ -42,7 +42,7 @@ def _spec(experiment: str, activation: str, init: str, scale: float, seed: int, 
         "batch_size": 4,
         "steps": 200,
         "gamma": ACTIVATIONS[activation].gamma if rnn else math.nan,
-        "label": ("IRNN" if (activation, init) == ("relu", "identity") else f"RNN-{activation}") if rnn else "LSTM",
+        "label": config.label({"model": model, "activation": activation, "init": init, "scale": scale, "hidden": 8}),
     }
 
 
@@ -144,7 +144,7 @@ def test_decay_rates_renders_with_lstm_and_a_diverged_run(tmp_path):
     module.render(tables, tmp_path / "decay_rates.png")
     _check_written(tmp_path / "decay_rates.png")
     # what the figure draws: the diverged run's trained rates are NaN, its step-0 rates are not
-    rates = theory.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    rates = analysis.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
     diverged = rates[rates["status"] == "diverged"].set_index("step")
     assert np.isfinite(diverged.loc[0, "product_rate"]) and np.isnan(diverged.loc[200, "contribution_rate"])
     assert (rates["bound_ratio_max"].dropna() <= 1.0).all()

@@ -132,7 +132,8 @@ def test_group_members_write_the_files_they_write_alone(datasets, tmp_path):
         make_spec(datasets, run_id=f"g{scale}", scale=scale, activation=activation, steps=12)
         for scale, activation in ((0.5, "tanh"), (2.0, "relu"), (1.0, "sigmoid"))
     ]
-    status = train_group(specs, tmp_path / "group")
+    status = train_group(specs, tmp_path / "group", stack=False)
+    assert status["path"] == "sequential"
     assert [m["run_id"] for m in status["runs"]] == ["g0.5", "g2.0", "g1.0"]
     assert not any(m["kept"] for m in status["runs"])
     for spec in specs:
@@ -142,28 +143,38 @@ def test_group_members_write_the_files_they_write_alone(datasets, tmp_path):
 
 def test_group_keeps_current_members_and_retrains_changed_or_damaged_ones(datasets, tmp_path):
     specs = [make_spec(datasets, run_id=f"s{seed}", seed=seed, steps=8) for seed in (0, 1, 2)]
-    train_group(specs, tmp_path)
+    train_group(specs, tmp_path, stack=False)
     before = {spec["run_id"]: run_files(tmp_path / spec["run_id"]) for spec in specs}
     (tmp_path / "s1" / "metrics.parquet").write_bytes(b"damaged")
     specs[2] = {**specs[2], "lr": 0.02}
-    status = train_group(specs, tmp_path)
+    status = train_group(specs, tmp_path, stack=False)
     assert [m["kept"] for m in status["runs"]] == [True, False, False]
     assert run_files(tmp_path / "s0") == before["s0"] and run_files(tmp_path / "s1") == before["s1"]
     assert run_files(tmp_path / "s2") != before["s2"]
 
 
+def test_group_takes_the_batched_path_where_it_is_faster(datasets, tmp_path):
+    specs = [make_spec(datasets, run_id=f"s{seed}", seed=seed, steps=8) for seed in (0, 1, 2)]
+    assert train_group(specs, tmp_path)["path"] == "batched"
+    assert train_group(specs, tmp_path)["runs"] == [
+        {"run_id": s["run_id"], "status": "completed", "kept": True} for s in specs
+    ]
+    big = [make_spec(datasets, run_id=f"b{seed}", seed=seed, steps=2, hidden=64, batch_size=32) for seed in (0, 1)]
+    assert train_group(big, tmp_path)["path"] == "sequential"  # hidden x batch above the batched path's limit
+
+
 def test_group_resumes_after_sigkill_with_identical_files(datasets, tmp_path):
-    """Kill a group's process once its second member has written a checkpoint, and delete what Snakemake deletes
-    of an incomplete job's outputs (model_init.pt here); the rerun keeps the first member, resumes the second
-    from its checkpoint, and every file equals those of an uninterrupted group, byte for byte."""
+    """Kill a group's process (the sequential path) once its second member has written a checkpoint, and delete
+    model_init.pt, as Snakemake deleted it when it was a declared output; the rerun keeps the first member, resumes
+    the second from its checkpoint, and every file equals those of an uninterrupted group, byte for byte."""
     specs = [
         make_spec(datasets, run_id=f"m{seed}", seed=seed, steps=400, checkpoint_every=50, eval_every=50, hidden=32)
         for seed in (0, 1)
     ]
     (tmp_path / "specs.json").write_text(json.dumps(specs))
-    train_group(specs, tmp_path / "clean")
+    train_group(specs, tmp_path / "clean", stack=False)
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "rnngrad", "train", "--specs", str(tmp_path / "specs.json")]
+    command = [sys.executable, "-m", "rnngrad", "train", "--sequential", "--specs", str(tmp_path / "specs.json")]
     process = subprocess.Popen(
         [*command, "--runs-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -178,7 +189,7 @@ def test_group_resumes_after_sigkill_with_identical_files(datasets, tmp_path):
     resumed_from = torch.load(checkpoint, weights_only=False)["step"]
     assert 0 < resumed_from < 400
     (killed / "m1" / "model_init.pt").unlink()
-    status = train_group(specs, killed)
+    status = train_group(specs, killed, stack=False)
     assert [m["kept"] for m in status["runs"]] == [True, False]
     assert not checkpoint.exists()
     for spec in specs:

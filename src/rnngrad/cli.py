@@ -27,7 +27,7 @@ def cmd_train(args) -> None:
     from rnngrad.io import read_json, write_json
     from rnngrad.train import train_group
 
-    status = train_group(read_json(args.specs), args.runs_dir, args.threads)
+    status = train_group(read_json(args.specs), args.runs_dir, args.threads, stack=not args.sequential)
     if args.out:
         write_json(args.out, status)
     print(json.dumps(status, sort_keys=True))
@@ -121,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--specs", required=True, help="JSON file: the group's run specs (groups/.../specs.json)")
     tr.add_argument("--runs-dir", required=True, help="each run is written to RUNS_DIR/{run_id}")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (the rule's threads:)")
+    tr.add_argument("--sequential", action="store_true", help="never stack runs (the batched path), one after another")
     tr.add_argument("--out", help="write the group's status (each member's outcome and wall time) here")
     tr.set_defaults(func=cmd_train)
 

@@ -126,9 +126,10 @@ def run_id(spec: dict) -> str:
 
 
 def label(spec: dict) -> str:
+    """IRNN only for the model of Le et al. 2015: relu with W = I (g = 1) and more than one unit."""
     if spec["model"] == "lstm":
         return "LSTM"
-    if spec["activation"] == "relu" and spec["init"] == "identity":
+    if (spec["activation"], spec["init"], spec["scale"]) == ("relu", "identity", 1.0) and spec["hidden"] > 1:
         return "IRNN"
     return f"RNN-{spec['activation']}"
 

@@ -22,7 +22,6 @@ import torch
 
 from rnngrad.losses import step_loss
 from rnngrad.models import LSTMBaseline, VanillaRNN
-from rnngrad.theory import lyapunov_qr
 
 SATURATION_THRESHOLD = 0.01  # f'(a) below this counts as saturated (sigmoid, tanh) or dead (relu)
 
@@ -190,9 +189,38 @@ def product_table(W, deriv, t: int) -> pd.DataFrame:
     )
 
 
+def lyapunov_qr(jacobians) -> float | torch.Tensor:
+    """Largest Lyapunov exponent of the product J_T ... J_1 by the QR method.
+
+    A finite-time estimate, on the same sampled sequences and T logged steps (the start-up from h_0 = 0
+    included) as the product norms: a consistency check of their slope, not an independent prediction (that is
+    rnngrad.theory.mean_field_lyapunov). Push an orthonormal set (the identity) through J_1, J_2, ...; after each
+    step re-orthonormalise with a QR factorisation, Q_t R_t = J_t Q_{t-1}, and add up ln|diag(R_t)|. The averages
+    (1/T) sum_t ln|R_t[i, i]| are the Lyapunov exponents (Benettin et al. 1980); the largest is returned. As
+    T grows it becomes the asymptotic slope of ln ||dh_t/dh_k|| against t - k (the backward pass's transposed
+    product has the same singular values).
+
+    ``jacobians``: [T, H, H] -> float, or a batch [S, T, H, H] -> Tensor[S]. Computed in float64.
+    """
+    J = torch.as_tensor(jacobians, dtype=torch.float64)
+    single = J.dim() == 3
+    if single:
+        J = J.unsqueeze(0)
+    if J.dim() != 4 or J.shape[-1] != J.shape[-2]:
+        raise ValueError(f"lyapunov_qr: expected [T, H, H] or [S, T, H, H], got {tuple(J.shape)}")
+    samples, steps, hidden, _ = J.shape
+    Q = torch.eye(hidden, dtype=torch.float64).expand(samples, hidden, hidden)
+    log_r = torch.zeros(samples, hidden, dtype=torch.float64)
+    for t in range(steps):
+        Q, R = torch.linalg.qr(J[:, t] @ Q)
+        log_r += torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
+    largest = (log_r / steps).max(dim=-1).values
+    return float(largest[0]) if single else largest
+
+
 @torch.no_grad()
 def spectrum_table(W, deriv) -> pd.DataFrame:
-    """sigma_max(W), the spectral radius of W and the largest Lyapunov exponent of the sampled sequences."""
+    """sigma_max(W), the spectral radius of W and the finite-time largest Lyapunov exponent of the sampled sequences."""
     return pd.DataFrame(
         {
             "sigma_max_W": [float(torch.linalg.matrix_norm(W, ord=2))],

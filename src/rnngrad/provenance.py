@@ -2,9 +2,9 @@
 
 A run's numbers depend on the modules training imports, not on the figure or table code that reads runs later,
 so ``code_sha256`` hashes the training code alone (:func:`training_code`; a test holds it equal to what
-``rnngrad.train`` really imports): a changed figure module leaves runs current, a changed gradients.py makes every
-run stale. The train rule takes the same files as inputs, so
-Snakemake retrains after such a change, and ``rnngrad stale`` lists the runs a checkout would retrain.
+``rnngrad.train`` and ``rnngrad.batched`` import): a changed figure module leaves runs current, a changed
+gradients.py makes every run stale. The train rule takes the same files as inputs, so Snakemake retrains after
+such a change, and ``rnngrad stale`` lists the runs a checkout would retrain.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = (  # what `import rnngrad.train` loads from the package (files, and packages as folders)
-    "__init__.py", "contract.py", "gradients.py", "io.py", "losses.py", "models.py", "optim.py", "provenance.py",
-    "tasks", "theory.py", "train.py",
+TRAINING_CODE = (  # what `import rnngrad.train, rnngrad.batched` loads (files; packages as folders)
+    "__init__.py", "batched.py", "contract.py", "gradients.py", "io.py", "losses.py", "models.py", "optim.py",
+    "provenance.py", "tasks", "train.py",
 )  # fmt: skip
 
 

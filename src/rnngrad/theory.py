@@ -1,12 +1,13 @@
-"""Closed forms and bounds for vanishing and exploding gradients, and fits that compare them with measurement.
+"""Closed forms from a run's spec alone, never from measured data: the product bound, mean-field Lyapunov
+exponents and memory times, the fixed points of a one-unit RNN and its error cliff.
 
-Sources: Pascanu, Mikolov and Bengio 2013, "On the difficulty of training recurrent neural networks" (ICML):
-the product bound (eqs. 5-7), the one-unit bifurcation (Fig. 3), the one-unit error surface (Fig. 6) and
-gradient clipping (Algorithm 1). The mean-field Lyapunov exponent of a random tanh network is the classic
-calculation usually credited to Molgedey, Schuchhardt and Schuster 1992. All arithmetic is float64.
+Sources: Pascanu, Mikolov and Bengio 2013 (ICML): the product bound (eqs. 5-7), the one-unit bifurcation (Fig. 3),
+the error surface (Fig. 6) and clipping (Algorithm 1). Mean field: Molgedey, Schuchhardt and Schuster 1992 (tanh,
+gaussian W, no input), Chen, Pennington and Schoenholz 2018 (vanilla RNNs with input), Schoenholz et al. 2017
+(memory/depth scales). All arithmetic is float64. Fits of measured rates live in :mod:`rnngrad.analysis`.
 
 Conventions: a "rate" is the slope of the natural log of a norm against the distance t - k, in nats per step;
-negative rates vanish, positive rates explode, and 1/|rate| is the memory timescale in steps.
+negative rates vanish, positive rates explode, and 1/|rate| is the memory time in steps.
 """
 
 from __future__ import annotations
@@ -14,16 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import torch
 
-from rnngrad.contract import SPEC_COLUMNS
-
-# Fits use norms inside [FIT_FLOOR, FIT_CEILING]: well inside float32's normal range (1.2e-38 .. 3.4e38), so
-# that neither float32 underflow/denormals nor overflow of a float32 model bends the fitted line.
-FIT_FLOOR = 1e-30
-FIT_CEILING = 1e30
-
+from rnngrad.models import ACTIVATIONS, VanillaRNN
 
 # ------------------------------------------------------------------------------------------------------------
 # The product bound (Pascanu et al. 2013, eqs. 5-7)
@@ -45,118 +39,97 @@ def log_product_bound(gamma, sigma_max, distance):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Decay-rate fits
+# Mean field: Lyapunov exponent and memory time of a random RNN at initialisation, from the spec alone
+#
+# a_t = W h_{t-1} + U x_t, h = f(a), b = 0. For a wide network the pre-activations of the units at one step are
+# taken to be N(0, q_t), independent of the weights they meet next (the mean-field assumption). Then
+#   q_{t+1} = g^2 E[f(a)^2] + s^2,  a ~ N(0, q_t),  s^2 = the variance of (U x_t)_i (see input_variance),
+# and a tangent vector v (a row of the backpropagated product) changes its squared norm by
+# g^2 E[f'(a)^2] per step, so lambda = 0.5 ln(g^2 E[f'(a)^2]) at the fixed point q* reached from q_1 = s^2.
+# Gaussian W (W_ij ~ N(0, g^2/H)): the classic setting (Molgedey et al. 1992 without input; Chen et al. 2018 with
+# input). Orthogonal W = g Q: ||W v|| = g ||v|| exactly and Q v points in a uniformly random direction, so the
+# same two moments give the same q* and lambda; what orthogonality changes (Chen et al. 2018) is the spread of the
+# singular values of the product, not this average growth rate. Identity W = g I: the units decouple; each is a
+# one-unit RNN, and lambda is the largest of their scalar rates (see scalar_rate): ln g for relu (a unit whose
+# pre-activation stays positive) and for tanh with g <= 1 (every unit has rate <= ln g, and one with drive near 0
+# attains it). Elsewhere (sigmoid; tanh with g > 1) the largest rate belongs to the unit whose drive puts it nearest
+# a saddle-node bifurcation, which depends on the extremes of the drive, not on its variance: NaN, no mean field.
+
+MEAN_FIELD_INITS = ("orthogonal", "gaussian", "identity")
+
+# Inputs of each task as the generators in rnngrad.tasks make them: (mean over steps of ||x_t||^2, input size D).
+# copy: one one-hot symbol of 10 at every step. adding: a value channel (U[0,1] for "le", U[-1,1] for
+# "hochreiter": E v^2 = 1/3) and a marker channel with 2 ("le") or 4 ("hochreiter": two +1, first and last -1)
+# nonzero entries of magnitude 1 per sequence of about T steps; mean input (0.5, 2/T) for "le", (0, 0) for
+# "hochreiter" (values symmetric about 0; markers +1, +1, -1, -1).
+_COPY_SYMBOLS = 10
 
 
-def _theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Theil-Sen line: slope = median slope over all pairs with distinct x; intercept = median(y - slope x).
+def input_variance(task: str, T: int, variant: str | None = None) -> float:  # noqa: N803 - T is the papers' name
+    """s^2 = Var((U x_t)_i) = E_t ||x_t||^2 / (3 D): U_ij ~ uniform(-1/sqrt(D), 1/sqrt(D)) has variance 1/(3D).
 
-    Robust to the bends of a measured log-norm curve (a transient at short distance, a saturated stretch) and
-    exact on a straight line. O(n^2) pairs: fine for the distances of one product or gradient curve
-    (n up to ~2000).
-    """
-    i, j = np.triu_indices(len(x), k=1)
-    dx = x[j] - x[i]
-    keep = dx != 0
-    if not keep.any():
-        return math.nan, math.nan
-    slope = float(np.median((y[j] - y[i])[keep] / dx[keep]))
-    return slope, float(np.median(y - slope * x))
+    The input drive, averaged over the steps of a sequence and over the random U; NaN for a task without a
+    recorded input distribution (no theory is drawn then)."""
+    if task == "copy":
+        mean_square, n_in = 1.0, _COPY_SYMBOLS
+    elif task == "adding":
+        mean_square, n_in = 1.0 / 3.0 + (4.0 if variant == "hochreiter" else 2.0) / T, 2
+    else:
+        return math.nan
+    return mean_square / (3.0 * n_in)
 
 
-def fit_log_decay_rate(distance, log_norms) -> dict:
-    """Exponential rate from already-logged norms (the ``log_product_norm`` column): Theil-Sen slope of
-    ln ||.|| against distance over the finite points.
-
-    Returns dict(rate, intercept, n_points, d_min, d_max); rate is NaN (not an error) when fewer than 2 points
-    or fewer than 2 distinct distances remain.
-    """
-    x = np.asarray(distance, dtype=np.float64).ravel()
-    y = np.asarray(log_norms, dtype=np.float64).ravel()
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    rate, intercept = _theil_sen(x, y) if len(x) >= 2 else (math.nan, math.nan)
-    return {
-        "rate": rate,
-        "intercept": intercept,
-        "n_points": int(len(x)),
-        "d_min": float(x.min()) if len(x) else math.nan,
-        "d_max": float(x.max()) if len(x) else math.nan,
-    }
+def one_unit_drive(task: str, T: int, variant: str, activation: str, scale: float, seed: int) -> float:  # noqa: N803
+    """u . E_t[x_t], the mean drive of a one-unit identity-initialised RNN at initialisation: u is the input weight
+    row that the spec's seed draws (rnngrad.models.VanillaRNN; W = g I draws no random numbers before it), E_t[x_t]
+    the task's mean input (adding only; NaN for a task whose mean input depends on fields the spec lacks)."""
+    if task != "adding":
+        return math.nan
+    mean_input = torch.tensor([0.5, 2.0 / T] if variant == "le" else [0.0, 0.0], dtype=torch.float64)
+    model = VanillaRNN(2, 1, 1, activation, "identity", scale, seed)
+    return float(model.U.detach().double()[0] @ mean_input)
 
 
-def fit_decay_rate(distance, norms, floor: float = FIT_FLOOR, ceiling: float = FIT_CEILING) -> dict:
-    """Exponential rate of ``norms`` against ``distance``: Theil-Sen slope of ln(norm) on the points with
-    floor < norm < ceiling (dropping zeros, NaN, Inf and floor/ceiling, where a norm lost its value).
-
-    Returns dict(rate, intercept, n_points, d_min, d_max), as :func:`fit_log_decay_rate`.
-    """
-    x = np.asarray(distance, dtype=np.float64).ravel()
-    v = np.asarray(norms, dtype=np.float64).ravel()
-    keep = np.isfinite(v) & (v > floor) & (v < ceiling)
-    return fit_log_decay_rate(x[keep], np.log(v[keep]))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Lyapunov exponents
-
-
-def lyapunov_qr(jacobians) -> float | torch.Tensor:
-    """Largest Lyapunov exponent of the product J_T ... J_1 by the QR method.
-
-    Push an orthonormal set (the identity) through J_1, J_2, ...; after each step re-orthonormalise with a QR
-    factorisation, Q_t R_t = J_t Q_{t-1}, and add up ln|diag(R_t)|. The averages (1/T) sum_t ln|R_t[i, i]| are
-    the Lyapunov exponents (Benettin et al. 1980); the largest of them is returned. It is the asymptotic slope
-    of ln ||dh_t/dh_k|| against t - k (the backward pass's transposed product has the same singular values).
-
-    ``jacobians``: [T, H, H] -> float, or a batch [S, T, H, H] -> Tensor[S]. Computed in float64.
-    """
-    J = torch.as_tensor(jacobians, dtype=torch.float64)
-    single = J.dim() == 3
-    if single:
-        J = J.unsqueeze(0)
-    if J.dim() != 4 or J.shape[-1] != J.shape[-2]:
-        raise ValueError(f"lyapunov_qr: expected [T, H, H] or [S, T, H, H], got {tuple(J.shape)}")
-    samples, steps, hidden, _ = J.shape
-    Q = torch.eye(hidden, dtype=torch.float64).expand(samples, hidden, hidden)
-    log_r = torch.zeros(samples, hidden, dtype=torch.float64)
-    for t in range(steps):
-        Q, R = torch.linalg.qr(J[:, t] @ Q)
-        log_r += torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
-    largest = (log_r / steps).max(dim=-1).values
-    return float(largest[0]) if single else largest
-
-
-def _gauss_mean(n_quad: int, z_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+def _gauss_mean(n_quad: int = 4001, z_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights with sum(w * f(z)) = E[f(z)], z ~ N(0, 1): the trapezoid rule on [-z_max, z_max].
 
-    Not Gauss-Hermite: tanh^2(sqrt(Delta) z) and sech^4(sqrt(Delta) z) have features of width 1/sqrt(Delta) that
-    no low-degree polynomial follows, and numpy's hermegauss overflows beyond ~300 nodes. With 101 Gauss-Hermite
+    Not Gauss-Hermite: tanh^2(sqrt(q) z) and sech^4(sqrt(q) z) have features of width 1/sqrt(q) that no
+    low-degree polynomial follows, and numpy's hermegauss overflows beyond ~300 nodes. With 101 Gauss-Hermite
     nodes lambda(4) comes out 0.455, with 201 nodes 0.4344, against 0.43288 (mpmath, 30 digits). The trapezoid
-    rule is spectrally accurate for smooth, fast-decaying integrands as long as the spacing resolves 1/sqrt(Delta).
+    rule is spectrally accurate for smooth, fast-decaying integrands as long as the spacing resolves 1/sqrt(q).
     """
     z = np.linspace(-z_max, z_max, n_quad)
     w = np.exp(-0.5 * z * z)
     return z, w / w.sum()
 
 
-def mean_field_variance(g: float, n_quad: int = 4001) -> float:
-    """Stationary pre-activation variance Delta of h_{t+1} = W tanh(h_t), W_ij ~ N(0, g^2/N), N -> infinity:
-    the nonzero solution of Delta = g^2 E[tanh^2(sqrt(Delta) z)] for g > 1 (0 for g <= 1).
+def _f_df(activation: str, a) -> tuple[np.ndarray, np.ndarray]:
+    """f(a) and f'(a) in float64 from the one activation registry (rnngrad.models.ACTIVATIONS)."""
+    act = ACTIVATIONS[activation]
+    h = act.f(torch.as_tensor(np.asarray(a, dtype=np.float64)))
+    return h.numpy(), act.df(h).numpy()
 
-    Solved by bisection on ln Delta of r(Delta) = g^2 E[tanh^2(sqrt(Delta) z)] / Delta - 1, which falls strictly
-    (tanh^2(x)/x^2 falls in |x|) from g^2 - 1 > 0 at Delta -> 0 to below 0 at Delta = g^2 (tanh^2 < 1). Plain
-    fixed-point iteration reaches the same point but needs ~1/(g^2 - 1) iterations: seconds just above g = 1.
+
+def mean_field_variance(activation: str, g: float, input_var: float = 0.0) -> float:
+    """q*, the stationary pre-activation variance: the fixed point of q = g^2 E[f(sqrt(q) z)^2] + s^2 reached
+    from q_1 = s^2 (h_0 = 0); inf where q grows without bound (relu with g^2 / 2 >= 1).
+
+    relu: E[relu(a)^2] = q / 2, so q* = s^2 / (1 - g^2/2). tanh, sigmoid: bisection on ln q of
+    r(q) = (g^2 E[f^2] + s^2) / q - 1, which falls strictly (E[f(sqrt(q) z)^2] is concave in q and >= 0) and is
+    <= 0 at q = g^2 + s^2 (|f| <= 1). tanh without input and g <= 1: q* = 0 (r < 0 everywhere); with g > 1 the
+    nonzero root, the one any perturbation reaches. Plain iteration needs ~1/|1 - slope| steps near g = 1.
     """
-    if g <= 1.0:
+    if activation == "relu":
+        return input_var / (1.0 - 0.5 * g * g) if 0.5 * g * g < 1.0 else math.inf
+    z, w = _gauss_mean()
+
+    def excess(log_q: float) -> float:
+        q = math.exp(log_q)
+        return (g * g * float(np.sum(w * _f_df(activation, math.sqrt(q) * z)[0] ** 2)) + input_var) / q - 1.0
+
+    lo, hi = math.log(1e-300), math.log(g * g + input_var)
+    if excess(lo) <= 0:
         return 0.0
-    z, w = _gauss_mean(n_quad)
-
-    def excess(log_delta: float) -> float:
-        delta = math.exp(log_delta)
-        return g * g * float(np.sum(w * np.tanh(math.sqrt(delta) * z) ** 2)) / delta - 1.0
-
-    lo, hi = math.log(1e-300), math.log(g * g)
     while hi - lo > 1e-15:
         mid = 0.5 * (lo + hi)
         if mid in (lo, hi):
@@ -165,27 +138,51 @@ def mean_field_variance(g: float, n_quad: int = 4001) -> float:
     return math.exp(0.5 * (lo + hi))
 
 
-def mean_field_lyapunov(g, n_quad: int = 4001):
-    """Mean-field largest Lyapunov exponent of a random tanh RNN without input, W_ij ~ N(0, g^2/N):
+def _lyapunov_one(activation: str, init: str, g: float, input_var: float) -> float:
+    if not math.isfinite(input_var):
+        return math.nan
+    if init == "identity":  # relu: every unit that stays on; tanh, g <= 1: f' <= 1, attained as the drive -> 0
+        return math.log(g) if activation == "relu" or (activation == "tanh" and g <= 1) else math.nan
+    if init not in MEAN_FIELD_INITS:
+        raise ValueError(f"init: unknown value {init!r}; allowed: {list(MEAN_FIELD_INITS)}")
+    if activation == "relu":  # E[relu'(a)^2] = P(a > 0) = 1/2 for any q > 0
+        return 0.5 * math.log(0.5 * g * g)
+    q = mean_field_variance(activation, g, input_var)
+    z, w = _gauss_mean()
+    return 0.5 * math.log(g * g * float(np.sum(w * _f_df(activation, math.sqrt(q) * z)[1] ** 2)))
 
-    lambda = 0.5 ln(g^2 E[sech^4(sqrt(Delta) z)]),  z ~ N(0, 1),  Delta from :func:`mean_field_variance`,
 
-    by quadrature (see :func:`_gauss_mean`); lambda = ln g for g <= 1 (Delta = 0, sech = 1). The 0.5 because a tangent
-    vector's squared norm grows by g^2 E[f'(a)^2] per step, with a ~ N(0, Delta) in the stationary state.
-    Accepts a scalar (-> float) or an array of g (-> array).
-    """
+def mean_field_lyapunov(activation: str, init: str, g, input_var: float = 0.0):
+    """lambda = 0.5 ln(g^2 E[f'(a)^2]), a ~ N(0, q*), for orthogonal and gaussian W (identity: see the section comment).
+
+    Closed forms: relu 0.5 ln(g^2/2) = ln g - 0.35 for orthogonal and gaussian W, ln g for identity; tanh without
+    input ln g for g <= 1; small g and small input: ln(g f'(0)). NaN for a task without input statistics and for
+    the identity init where no mean field exists (see the section comment). ``g`` a scalar (-> float) or an array."""
     gs = np.asarray(g, dtype=np.float64)
-    z, w = _gauss_mean(n_quad)
-    out = np.empty(gs.shape)
-    for index, value in np.ndenumerate(gs):
-        if value <= 1.0:
-            out[index] = math.log(value)
-            continue
-        delta = mean_field_variance(float(value), n_quad)
-        e = np.exp(-2.0 * np.abs(math.sqrt(delta) * z))
-        sech4 = float(np.sum(w * (2.0 * np.sqrt(e) / (1.0 + e)) ** 4))  # sech x = 2 e^-|x| / (1 + e^-2|x|)
-        out[index] = 0.5 * math.log(value * value * sech4)
+    out = np.vectorize(lambda value: _lyapunov_one(activation, init, float(value), input_var), otypes=[float])(gs)
     return float(out) if out.ndim == 0 else out
+
+
+def state_growth_rate(activation: str, init: str, g, input_var: float = 0.0):
+    """Per-step growth rate of ||h_t|| in the mean field: 0 where q* is finite (tanh, sigmoid are bounded);
+    for relu max(0, lambda), because relu(a) = relu'(a) a makes the state itself a tangent vector."""
+    lam = mean_field_lyapunov(activation, init, g, input_var)
+    return (np.maximum(lam, 0.0) if activation == "relu" else np.zeros(np.shape(lam)))[()]
+
+
+def mean_field_contribution_rate(activation: str, init: str, g, input_var: float = 0.0):
+    """Predicted slope of ln ||C_{t,k}|| against t - k: C_{t,k} = delta_{t,k} h_{k-1}^T, ||delta_{t,k}|| grows
+    as e^{lambda (t-k)} and ||h_{k-1}|| as e^{rho (k-1)}, so the slope is lambda - rho (rho: state_growth_rate).
+    It differs from lambda only for relu with lambda > 0, where it is 0: the contributions stay flat."""
+    return mean_field_lyapunov(activation, init, g, input_var) - state_growth_rate(activation, init, g, input_var)
+
+
+def memory_time(activation: str, init: str, g, input_var: float = 0.0):
+    """xi = 1/|lambda|: the steps over which the backpropagated norm falls (lambda < 0) or grows (lambda > 0) by a
+    factor e; inf at lambda = 0. Trainable lengths are expected to be a small multiple of xi (Schoenholz et al.
+    2017 found about 6 xi for the depth of feed-forward nets; Chen et al. 2018 carry the idea over to time)."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.abs(mean_field_lyapunov(activation, init, g, input_var))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -257,179 +254,51 @@ def one_unit_bistable_range(w: float) -> tuple[float, float]:
     return min(ends), max(ends)
 
 
-def one_unit_fixed_points(w: float, b_values, x0_values=None, steps: int = 2000) -> pd.DataFrame:
+def _iterate(activation: str, w, drive, a, steps: int) -> np.ndarray:
+    """a <- w f(a) + drive, ``steps`` times (broadcast over arrays): the one-unit recurrence in pre-activations."""
+    for _ in range(steps):
+        a = w * _f_df(activation, a)[0] + drive
+    return a
+
+
+def one_unit_fixed_points(w: float, b_values, x0_values=None, steps: int = 2000) -> dict[str, np.ndarray]:
     """x_inf reached by iterating x_t = w sigmoid(x_{t-1}) + b for ``steps`` steps from each initial state
-    (Pascanu et al. 2013, Fig. 3). Tidy: one row per (b, x0) with columns w, b, x0, x_inf, residual
+    (Pascanu et al. 2013, Fig. 3). One entry per (b, x0), as arrays b, x0, x_inf and residual
     (|w s(x_inf) + b - x_inf|, small once converged; large near a bifurcation, where convergence is slow).
 
     The default initial states, 12 points in [-6, 6], avoid the unstable fixed point x = 0 of b = -w/2.
     """
     x0s = np.linspace(-6.0, 6.0, 12) if x0_values is None else np.asarray(x0_values, dtype=np.float64)
-    bs = np.asarray(b_values, dtype=np.float64)
-    b_grid, x0_grid = np.meshgrid(bs, x0s, indexing="ij")
-    x = x0_grid.copy()
-    for _ in range(steps):
-        x = w * sigmoid(x) + b_grid
-    return pd.DataFrame(
-        {
-            "w": float(w),
-            "b": b_grid.ravel(),
-            "x0": x0_grid.ravel(),
-            "x_inf": x.ravel(),
-            "residual": np.abs(w * sigmoid(x) + b_grid - x).ravel(),
-        }
-    )
+    b_grid, x0_grid = np.meshgrid(np.asarray(b_values, dtype=np.float64), x0s, indexing="ij")
+    x = _iterate("sigmoid", w, b_grid, x0_grid, steps)
+    residual = np.abs(w * sigmoid(x) + b_grid - x)
+    return {"b": b_grid.ravel(), "x0": x0_grid.ravel(), "x_inf": x.ravel(), "residual": residual.ravel()}
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Measured against theory, from the experiment tables
+def scalar_fixed_point(activation: str, w: float, drive: float = 0.0, steps: int = 20000) -> float:
+    """a*, the fixed point of a = w f(a) + drive (h = f(a) solves h = f(w h + u x + b), drive = u x + b) that a
+    one-unit RNN with w > 0 reaches from h_0 = 0; drive = 0 is read as the limit drive -> 0+, so that an unstable
+    fixed point at 0 (tanh, w > 1) is left as any input leaves it. relu: drive / (1 - w), inf for w >= 1 and a
+    positive drive (no fixed point: h grows), drive for a negative one (the unit is off).
+
+    tanh, sigmoid: by iteration (at most ``steps``), which is monotone for w > 0; exact to rounding except at a
+    bifurcation (w f'(a*) = 1), where convergence is algebraic."""
+    if w <= 0:
+        raise ValueError(f"w: must be > 0 (the identity initialisation w = g), got {w!r}")
+    if activation == "relu":
+        return drive if drive < 0 else drive / (1.0 - w) if w < 1 else math.inf
+    a = drive if drive != 0 else 1e-12
+    for _ in range(0, steps, 100):
+        a, previous = float(_iterate(activation, w, drive, a, 100)), a
+        if a == previous:
+            break
+    return a
 
 
-def _spec(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per RNN run: the spec columns present, and status (LSTM runs have no Jacobians to compare)."""
-    columns = [c for c in (*SPEC_COLUMNS, "status") if c in runs.columns]
-    return runs.loc[runs["model"] == "rnn", columns].drop_duplicates("run_id")
-
-
-def _products_vs_bound(products: pd.DataFrame, spectrum: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Product rows (run_id, step, t, distance) with log_measured and log_bound; non-finite ones dropped.
-
-    log_measured is ln(product_norm), the mean of the norms and so the larger of the two measurements, where
-    that is finite and positive, else log_product_norm (the mean log, finite where the norm under/overflowed).
-    """
-    spec = _spec(runs)[["run_id", "gamma"]]
-    sigma = spectrum[["run_id", "step", "sigma_max_W"]].drop_duplicates(["run_id", "step"])
-    rows = products[["run_id", "step", "t", "distance", "product_norm", "log_product_norm"]]
-    rows = rows.merge(spec, on="run_id").merge(sigma, on=["run_id", "step"])
-    norm = rows["product_norm"].to_numpy(dtype=np.float64)
-    usable = np.isfinite(norm) & (norm > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_norm = np.log(np.where(usable, norm, 1.0))
-    rows["log_measured"] = np.where(usable, log_norm, rows["log_product_norm"].to_numpy(dtype=np.float64))
-    rows["log_bound"] = log_product_bound(
-        rows["gamma"].to_numpy(dtype=np.float64),
-        rows["sigma_max_W"].to_numpy(dtype=np.float64),
-        rows["distance"].to_numpy(dtype=np.float64),
-    )
-    finite = np.isfinite(rows["log_measured"]) & np.isfinite(rows["log_bound"])
-    return rows.loc[finite].reset_index(drop=True)
-
-
-def check_bound(products: pd.DataFrame, spectrum: pd.DataFrame, runs: pd.DataFrame, rtol: float = 1e-6) -> pd.DataFrame:
-    """Where does a measured Jacobian product exceed (gamma sigma_max(W))^distance (Pascanu et al. 2013)?
-
-    One row per (run_id, step) with a violation: n_points, n_violations, worst_distance, max_excess
-    (max of log measured - log bound) and looseness (median of log bound - log measured over its distances).
-    Empty (with these columns) when the bound holds everywhere. ``rtol`` is the relative tolerance per factor
-    of the product (rounding accumulates over the distance): a violation is log measured - log bound >
-    distance * ln(1 + rtol). Rows whose log norm or bound is not finite (diverged runs) cannot be checked.
-    """
-    columns = ["run_id", "step", "n_points", "n_violations", "worst_distance", "max_excess", "looseness"]
-    rows = _products_vs_bound(products, spectrum, runs)
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    rows["excess"] = rows["log_measured"] - rows["log_bound"]
-    rows["violation"] = rows["excess"] > rows["distance"] * math.log1p(rtol)
-    report = []
-    for (run_id, step), group in rows.groupby(["run_id", "step"], sort=True):
-        if not group["violation"].any():
-            continue
-        worst = group["excess"].idxmax()
-        report.append(
-            {
-                "run_id": run_id,
-                "step": step,
-                "n_points": len(group),
-                "n_violations": int(group["violation"].sum()),
-                "worst_distance": group.loc[worst, "distance"],
-                "max_excess": float(group.loc[worst, "excess"]),
-                "looseness": float((-group["excess"]).median()),
-            }
-        )
-    return pd.DataFrame(report, columns=columns)
-
-
-def _median_fit(frame: pd.DataFrame, fit, x: str, y: str, prefix: str) -> pd.DataFrame:
-    """Fit each (run_id, step, t) curve separately (each target step has its own intercept), then take the
-    median rate over t; n_points adds up."""
-    columns = ["run_id", "step", f"{prefix}_rate", f"{prefix}_n_points"]
-    fits = []
-    for (run_id, step, _), curve in frame.groupby(["run_id", "step", "t"], sort=True):
-        result = fit(curve[x], curve[y])
-        fits.append({"run_id": run_id, "step": step, "rate": result["rate"], "n": result["n_points"]})
-    if not fits:
-        return pd.DataFrame(columns=columns)
-    per_t = pd.DataFrame(fits)
-    out = per_t.groupby(["run_id", "step"], as_index=False).agg(rate=("rate", "median"), n=("n", "sum"))
-    return out.set_axis(columns, axis=1)
-
-
-def decay_rate_table(
-    products: pd.DataFrame, gradients: pd.DataFrame, runs: pd.DataFrame, spectrum: pd.DataFrame
-) -> pd.DataFrame:
-    """Measured decay rates beside theory, one row per RNN run and logging step (LSTM runs are left out).
-
-    Columns: the spec columns and status of the run, step, and
-    - product_rate: Theil-Sen slope of log_product_norm against distance (median over target steps t);
-    - contribution_rate: the same for ln contribution_norm, without k = 1 (C_{t,1} = 0 exactly as h_0 = 0) and
-      within [FIT_FLOOR, FIT_CEILING]; *_n_points count the points used;
-    - sigma_max_W, bound_rate = ln(gamma sigma_max_W) (Pascanu et al. 2013, eq. 7), lyapunov_qr (spectrum);
-    - mean_field_rate: the mean-field lambda(scale) for tanh with gaussian init (NaN otherwise);
-    - bound_ratio_max: max over distances of measured product_norm / (gamma sigma_max_W)^distance (<= 1 when
-      the bound holds), from the logs; bound_looseness: median of ln bound - ln measured.
-    NaN where a run has no usable points (a diverged run's NaN/Inf rows drop out of the fits).
-    """
-    spec = _spec(runs)
-    prod = _median_fit(
-        products[products["run_id"].isin(spec["run_id"])],
-        fit_log_decay_rate,
-        "distance",
-        "log_product_norm",
-        "product",
-    )
-    contributions = gradients[gradients["run_id"].isin(spec["run_id"]) & (gradients["k"] > 1)]
-    contrib = _median_fit(contributions, fit_decay_rate, "distance", "contribution_norm", "contribution")
-    sigma = spectrum[["run_id", "step", "sigma_max_W", "lyapunov_qr"]].drop_duplicates(["run_id", "step"])
-    sigma = sigma[sigma["run_id"].isin(spec["run_id"])]
-
-    vs_bound = _products_vs_bound(products, spectrum, runs)
-    vs_bound["excess"] = vs_bound["log_measured"] - vs_bound["log_bound"]
-    ratio = vs_bound.groupby(["run_id", "step"], as_index=False).agg(
-        max_excess=("excess", "max"), median_excess=("excess", "median")
-    )
-    ratio["bound_ratio_max"] = np.exp(ratio.pop("max_excess"))
-    ratio["bound_looseness"] = -ratio.pop("median_excess")
-
-    keys = ["run_id", "step"]
-    table = prod.merge(contrib, on=keys, how="outer").merge(sigma, on=keys, how="outer")
-    table = table.merge(ratio, on=keys, how="left")
-    table = spec.merge(table, on="run_id", how="inner").sort_values(keys, kind="stable")
-    table = table.reset_index(drop=True)
-    table["step"] = table["step"].astype("int64")
-    for column in ("product_n_points", "contribution_n_points"):
-        table[column] = table[column].fillna(0).astype("int64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gamma_sigma = table["gamma"].to_numpy(np.float64) * table["sigma_max_W"].to_numpy(np.float64)
-        table["bound_rate"] = np.log(gamma_sigma)
-    mean_field = (table["activation"] == "tanh") & (table["init"] == "gaussian")
-    table["mean_field_rate"] = math.nan
-    if mean_field.any():
-        scales = table.loc[mean_field, "scale"].to_numpy(np.float64)
-        unique = np.unique(scales)
-        lookup = dict(zip(unique, np.atleast_1d(mean_field_lyapunov(unique)), strict=True))
-        table.loc[mean_field, "mean_field_rate"] = [lookup[s] for s in scales]
-    order = [
-        *spec.columns,
-        "step",
-        "product_rate",
-        "product_n_points",
-        "contribution_rate",
-        "contribution_n_points",
-        "sigma_max_W",
-        "bound_rate",
-        "lyapunov_qr",
-        "mean_field_rate",
-        "bound_ratio_max",
-        "bound_looseness",
-    ]
-    return table[order]
+def scalar_rate(activation: str, w: float, drive: float = 0.0) -> float:
+    """ln |w f'(a*)|: the per-step rate of the one-unit Jacobian product |J_t ... J_{t-n+1}| = |w f'(a*)|^n once
+    the unit sits at its fixed point a* (scalar_fixed_point). relu: ln w while the unit is on (drive >= 0,
+    read as 0+), -inf when it is off."""
+    if activation == "relu":
+        return math.log(w) if drive >= 0 else -math.inf
+    return math.log(abs(w * float(_f_df(activation, scalar_fixed_point(activation, w, drive))[1])))

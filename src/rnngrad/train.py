@@ -93,6 +93,7 @@ class Run:
         self.rows: list[dict] = []
         self.logs: dict[str, list[pd.DataFrame]] = {name: [] for name in LOG_TABLES}
         self.diverged_at: int | None = None
+        self.logged = log_steps(spec)
 
     def _on_device(self, data: tuple) -> tuple:
         x, y, mask = data
@@ -107,7 +108,7 @@ class Run:
         state = {
             "spec": self.spec,
             "step": self.step,
-            "model": self.model.state_dict(),
+            "model": self.model_state(),
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.get_state(),
             "rows": self.rows,
@@ -146,59 +147,83 @@ class Run:
         for name, frame in tables.items():
             self.logs[name].append(frame.assign(step=self.step))
 
-    def train_step(self) -> bool:
-        """One update; False when the loss or the gradient is NaN/Inf (the update is then not applied)."""
+    def draw_batch(self) -> tuple:
+        """The next training batch, drawn from this run's own sampler generator."""
         x, y, mask = self.train_set
         index = torch.randint(x.shape[0], (self.spec["batch_size"],), generator=self.sampler).to(self.device)
-        self.optimizer.zero_grad()
-        outputs = self.model(x[index])
-        loss = masked_loss(self.spec["task"], outputs, y[index], mask[index])
-        loss.backward()
-        params = list(self.model.parameters())
-        norm = grad_norm(params)
+        return x[index], y[index], mask[index]
+
+    def record_train(self, loss: float, batch_metrics: dict, norm: float) -> bool:
+        """Append this step's train row; False when its loss or gradient norm is NaN/Inf."""
         clip = self.spec["clip"]
-        clipped = clip is not None and norm > clip
         self.rows.append(
             {
                 "step": self.step,
                 "split": "train",
-                "loss": float(loss.detach()),
-                **metrics(self.spec["task"], outputs, y[index], mask[index]),
+                "loss": loss,
+                **batch_metrics,
                 "grad_norm": norm,
-                "clipped": clipped,
+                "clipped": clip is not None and norm > clip,
                 "lr": self.spec["lr"],
             }
         )
-        if not (math.isfinite(self.rows[-1]["loss"]) and math.isfinite(norm)):
+        return math.isfinite(loss) and math.isfinite(norm)
+
+    def train_step(self) -> bool:
+        """One update; False when the loss or the gradient is NaN/Inf (the update is then not applied)."""
+        x, y, mask = self.draw_batch()
+        self.optimizer.zero_grad()
+        outputs = self.model(x)
+        loss = masked_loss(self.spec["task"], outputs, y, mask)
+        loss.backward()
+        params = list(self.model.parameters())
+        norm = grad_norm(params)
+        if not self.record_train(float(loss.detach()), metrics(self.spec["task"], outputs, y, mask), norm):
             return False
-        if clipped:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
+        if self.rows[-1]["clipped"]:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
             for p in params:
-                p.grad.mul_(clip / norm)
+                p.grad.mul_(self.spec["clip"] / norm)
         self.optimizer.step()
         return True
 
     def run(self) -> dict:
         """Train to the end or to divergence, writing every run file; returns status.json's content."""
-        spec = self.spec
-        write_json(self.out_dir / "spec.json", spec)
+        self.start()
+        while self.step < self.spec["steps"]:
+            self.before_step()
+            if not self.end_step(self.train_step()):
+                break
+        return self.finish()
+
+    def start(self) -> None:
+        """Write spec.json, then resume from the checkpoint or save the initial model."""
+        write_json(self.out_dir / "spec.json", self.spec)
         # Before any resume: Snakemake may have deleted model_init.pt of a killed job, and the model built from
         # the seed is exactly the initial one.
         self._save_model("model_init.pt")
         if self.try_resume():
             self.progress(f"resumed at step {self.step} from {self.checkpoint_path.name}")
-        logged = log_steps(spec)
-        clock = (time.perf_counter(), self.step)
-        while self.step < spec["steps"]:
-            if self.step in logged:
-                self.log_gradients(spectra=logged[self.step])
-            if self.step % spec["eval_every"] == 0:
-                self.report(self.evaluate(), clock)
-            if not self.train_step():
-                self.diverged_at = self.step
-                break
-            self.step += 1
-            if self.step % spec["checkpoint_every"] == 0 and self.step < spec["steps"]:
-                self.save_checkpoint()
+        self.clock = (time.perf_counter(), self.step)
+
+    def before_step(self) -> None:
+        """The gradient logging and evaluation due at this step, before its update."""
+        if self.step in self.logged:
+            self.log_gradients(spectra=self.logged[self.step])
+        if self.step % self.spec["eval_every"] == 0:
+            self.report(self.evaluate())
+
+    def end_step(self, updated: bool) -> bool:
+        """Count the update and checkpoint when due, or record the divergence (False: the run stops)."""
+        if not updated:
+            self.diverged_at = self.step
+            return False
+        self.step += 1
+        if self.step % self.spec["checkpoint_every"] == 0 and self.step < self.spec["steps"]:
+            self.save_checkpoint()
+        return True
+
+    def finish(self) -> dict:
+        """Final logging and evaluation of a run that ended or diverged; writes every file, status.json last."""
         if self.diverged_at is None:
             self.log_gradients(spectra=True)
             final = self.evaluate()
@@ -228,9 +253,9 @@ class Run:
         """One line in the job's log (stdout), flushed, so that a long job is never silent."""
         print(f"{self.spec['run_id']}: {message}", flush=True)
 
-    def report(self, row: dict, clock: tuple[float, int]) -> None:
+    def report(self, row: dict) -> None:
         """Progress at each evaluation: step, losses, gradient norm, speed and the time left."""
-        start, start_step = clock
+        start, start_step = self.clock
         rate = (self.step - start_step) / max(time.perf_counter() - start, 1e-9)
         last = self.rows[-2] if len(self.rows) > 1 and self.rows[-2]["split"] == "train" else None
         train = f"train loss {last['loss']:.4g}, grad norm {last['grad_norm']:.3g}, " if last else ""
@@ -239,8 +264,13 @@ class Run:
             f"step {self.step}/{self.spec['steps']}: {train}test loss {row['loss']:.4g}, {rate:.1f} steps/s, ETA {eta}"
         )
 
+    def model_state(self) -> dict:
+        """The model's tensors, each owning its storage: a parameter may be a view into a stack of runs
+        (:mod:`rnngrad.batched`), and torch.save would write a view's whole storage."""
+        return {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+
     def _save_model(self, name: str) -> None:
-        state = {key: value.detach().cpu() for key, value in self.model.state_dict().items()}
+        state = {key: value.cpu() for key, value in self.model_state().items()}
         atomic_write(self.out_dir / name, lambda tmp: save_torch(state, tmp))
 
     def _write_tables(self) -> None:
@@ -269,29 +299,34 @@ def completed_status(spec: dict, out_dir: str | Path) -> dict | None:
     return status if current and not mismatched_files(out_dir, status["sha256"]) else None
 
 
-def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1) -> dict:
-    """Train a group of runs in one process, one after another, each into ``runs_dir/{run_id}``.
+def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1, stack: bool = True) -> dict:
+    """Train a group of runs in one process, each into ``runs_dir/{run_id}``: stacked on a leading axis where
+    :func:`rnngrad.batched.can_batch` says that is faster (and ``stack`` allows it), else one after another.
 
     Members already complete (same spec, same training code, files intact) are kept, so a group killed part-way
-    resumes where it stopped: finished members are skipped, the interrupted one resumes from its checkpoint.
-    Returns the group's status: each member's outcome and wall time.
+    resumes where it stopped: finished members are kept, interrupted ones resume from their checkpoints.
+    Returns the group's status: each member's outcome, whether it was kept, the path taken and the wall time.
     """
+    from rnngrad.batched import can_batch, train_batched  # it builds on Run: imported here, not at the top
+
     torch.set_num_threads(threads)
-    members = []
-    for index, spec in enumerate(specs, start=1):
-        out_dir = Path(runs_dir) / spec["run_id"]
-        print(f"group member {index}/{len(specs)}: {spec['run_id']}", flush=True)
-        start = time.perf_counter()
-        status = completed_status(spec, out_dir)
-        kept = status is not None
-        if not kept:
-            status = train(spec, out_dir)
-        members.append(
-            {
-                "run_id": spec["run_id"],
-                "status": status["status"],
-                "kept": kept,
-                "seconds": round(time.perf_counter() - start, 3),
-            }
-        )
-    return {"runs": members, "threads": threads}
+    out_dirs = [Path(runs_dir) / spec["run_id"] for spec in specs]
+    kept = [completed_status(spec, out_dir) is not None for spec, out_dir in zip(specs, out_dirs, strict=True)]
+    todo = [i for i, done in enumerate(kept) if not done]
+    batched = stack and can_batch([specs[i] for i in todo])
+    print(f"group of {len(specs)} runs: {len(specs) - len(todo)} complete and kept, {len(todo)} to train "
+          f"{'stacked (batched path)' if batched else 'one after another'}", flush=True)  # fmt: skip
+    start = time.perf_counter()
+    if batched:
+        train_batched([specs[i] for i in todo], [out_dirs[i] for i in todo])
+    else:
+        for position, i in enumerate(todo, start=1):
+            print(f"group member {position}/{len(todo)}: {specs[i]['run_id']}", flush=True)
+            os.makedirs(out_dirs[i], exist_ok=True)
+            Run(specs[i], out_dirs[i]).run()
+    members = [
+        {"run_id": spec["run_id"], "status": read_json(out_dir / "status.json")["status"], "kept": done}
+        for spec, out_dir, done in zip(specs, out_dirs, kept, strict=True)
+    ]
+    seconds = round(time.perf_counter() - start, 3)
+    return {"runs": members, "path": "batched" if batched else "sequential", "seconds": seconds, "threads": threads}

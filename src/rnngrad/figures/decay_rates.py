@@ -1,10 +1,14 @@
 """Measured exponential rates of gradient decay or growth against the recurrent scale, beside theory.
 
-Per activation (columns) and logging stage (rows): the fitted rate of the Jacobian product norms and of the
-gradient contributions ||C_{t,k}|| against the distance t - k (nats per step, Theil-Sen, see
-rnngrad.theory.decay_rate_table), the largest Lyapunov exponent by the QR method, the bound ln(gamma sigma_max(W))
-of Pascanu et al. 2013 (eq. 7; every measured rate lies below it) and, for tanh with gaussian initialisation, the
-mean-field exponent. Below 0 gradients vanish, above 0 they explode; 1/|rate| is the memory in steps.
+Per activation (columns) and logging stage (rows), fitted on the same distances (rnngrad.analysis.paired_fits): the
+slope of ln ||J_t ... J_{k+1}||_2 (the Jacobian products carried by delta_{t,k}) and of ln ||C_{t,k}||_F (C_{t,k} =
+delta_{t,k} h_{k-1}^T), and the finite-time largest Lyapunov exponent by the QR method on the same sampled sequences
+and steps as the products (a consistency check of the product slope, not a prediction). Theory: the bound ln(gamma
+sigma_max(W)) of Pascanu et al. 2013 (eq. 7), which bounds the product norms (and so their rate over long
+distances), not C, which also carries the growth of h_{k-1}, and, at initialisation, the mean-field exponent lambda
+computed from the spec alone (rnngrad.theory.mean_field_lyapunov) with its prediction for C, lambda minus the growth
+rate of ||h||: they differ for relu above lambda = 0, where h_{k-1} grows as fast as the products and C stays flat.
+Below 0 gradients vanish, above 0 they explode; 1/|rate| is the memory time in steps.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from rnngrad import theory
+from rnngrad import analysis, theory
 from rnngrad.figures import common, style
 
 TABLES: tuple[str, ...] = ("runs", "products", "gradients", "spectrum")
@@ -24,14 +28,16 @@ TABLES: tuple[str, ...] = ("runs", "products", "gradients", "spectrum")
 YLABEL = "slope of ln(norm) vs t − k (1/step)"
 # measured quantity -> (legend label, marker); colours from the colour-blind palette in this order
 MEASURED = {
-    "product_rate": ("Jacobian product ||∂h_t/∂h_k||", "o"),
-    "contribution_rate": ("gradient contribution ||C_t,k||", "s"),
-    "lyapunov_qr": ("Lyapunov exponent (QR)", "D"),
+    "product_rate": ("Jacobian products ||J_t⋯J_k+1||", "o"),
+    "contribution_rate": ("contributions ||C_t,k||", "s"),
+    "lyapunov_qr": ("finite-time Lyapunov (QR)", "D"),
 }
 DODGE = {"product_rate": -0.07, "contribution_rate": 0.0, "lyapunov_qr": 0.07}  # in log2 units of the scale
 
 
 INIT_ORDER = ("orthogonal", "gaussian", "identity")
+MEAN_FIELD_STYLE = {"linestyle": "-.", "linewidth": 1.1}
+C_STYLE = {"linestyle": ":", "linewidth": 1.4}
 
 
 def _column_key(table: pd.DataFrame) -> pd.Series:
@@ -42,7 +48,7 @@ def _column_key(table: pd.DataFrame) -> pd.Series:
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
-    rates = theory.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    rates = analysis.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
     rates = common.with_stage(rates)
     if rates.empty:
         common.empty_figure(
@@ -54,14 +60,14 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     ranked = rates.assign(_a=rates["activation"].map(order), _i=rates["init"].map(order))
     columns = list(dict.fromkeys(ranked.sort_values(["_a", "_i"], na_position="last")["column"]))
     rows = [stage for stage in common.STAGES if (rates["stage"] == stage).any()]
-    colours = dict(zip([*MEASURED, "bound", "mean_field"], sns.color_palette(style.PALETTE), strict=False))
+    colours = dict(zip([*MEASURED, "bound"], sns.color_palette(style.PALETTE), strict=False))
     colours["bound"] = (0.1, 0.1, 0.1)
 
     fig, axes = plt.subplots(
         len(rows), len(columns), figsize=(common.WIDTH, 0.9 + 2.0 * len(rows)),
         sharex=True, sharey=True, squeeze=False, layout="constrained",
     )  # fmt: skip
-    not_drawn = 0
+    not_drawn: dict[str, int] = {}
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax = axes[i, j]
@@ -70,7 +76,8 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             if panel.empty:  # not common.no_data: that clears the ticks every shared axis shows
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
             else:
-                not_drawn += _draw_panel(ax, panel, colours)
+                for key, n in _draw_panel(ax, panel, colours).items():
+                    not_drawn[key] = not_drawn.get(key, 0) + n
             if i == 0:
                 ax.set_title(column)
         axes[i, -1].annotate(
@@ -84,19 +91,40 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         common.legend_line(label, colours[key], linestyle="none", marker=marker, markersize=5)
         for key, (label, marker) in MEASURED.items()
     ]
-    handles.append(common.legend_line("bound ln(γ σ_max(W))", colours["bound"], **common.THEORY_STYLE))
-    if rates["mean_field_rate"].notna().any():
-        handles.append(common.legend_line("mean field (tanh, gaussian)", colours["mean_field"], linestyle="-."))
+    handles.append(common.legend_line("bound ln(γ σ_max(W)) on products", colours["bound"], **common.THEORY_STYLE))
+    at_init = rates[rates["stage"] == common.STAGE_INIT]
+    if at_init["mean_field_rate"].notna().any():
+        handles += [
+            common.legend_line("mean-field λ (from the spec)", colours["product_rate"], **MEAN_FIELD_STYLE),
+            common.legend_line("mean field for C: λ − ρ_h", colours["contribution_rate"], **C_STYLE),
+        ]
     if (rates["status"] == common.DIVERGED).any():
         handles.append(common.legend_line("diverged run (hollow)", "0.3", linestyle="none", marker="o", mfc="none"))
-    if not_drawn:
+    if sum(not_drawn.values()):
         handles.append(common.nonfinite_handle())
     common.legend(fig, handles, ncol=3)
-    notes = ["Points: one per run; line: bound, median over seeds. Below 0: vanishing; above 0: exploding."]
-    if not_drawn:
-        notes.append(f"{not_drawn} rate(s) could not be fitted (too few finite norms, a diverged run): marked at top.")
+    notes = [
+        "Points: one per run; bound: median over seeds. Finite-time Lyapunov: QR method on the same sampled sequences"
+        " and steps as the products. Mean field: at initialisation only (it describes a random W), from the spec at"
+        f" the panel's median input variance s² (range {_range(at_init['input_var'])}), b = 0; ρ_h: growth rate of"
+        " ||h|| (relu only). Below 0: vanishing; above 0: exploding.",
+    ]
+    unfitted = ", ".join(f"{n} {MEASURED[key][0]}" for key, n in not_drawn.items() if n)
+    if unfitted:
+        notes.append(
+            f"NaN/Inf, marked at top: {unfitted} (NaN: too few finite norms, a diverged run; −inf: a QR estimate"
+            " through exactly singular Jacobians, relu units off)."
+        )
+    no_theory = at_init.loc[at_init["mean_field_rate"].isna(), "task"].unique()
+    if len(no_theory):
+        notes.append(f"No mean-field line for task(s) {', '.join(map(str, no_theory))}: no input statistics recorded.")
     common.footnote(fig, notes)
     style.save(fig, out_path)
+
+
+def _range(values: pd.Series) -> str:
+    finite = values[np.isfinite(values)]
+    return "none" if finite.empty else f"{finite.min():.3g} to {finite.max():.3g}"
 
 
 def _scale_axis(ax: plt.Axes, scales: pd.Series) -> None:
@@ -107,11 +135,12 @@ def _scale_axis(ax: plt.Axes, scales: pd.Series) -> None:
     ax.set_xlim(2.0 ** (np.log2(finite.min()) - 0.3), 2.0 ** (np.log2(finite.max()) + 0.3))
 
 
-def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, colours: dict) -> int:
-    """Points for the measured rates, lines for theory; returns how many rates were NaN/Inf (marked at top)."""
+def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, colours: dict) -> dict[str, int]:
+    """Points for the measured rates, lines for theory; returns per measured rate how many were NaN/Inf
+    (marked at the top)."""
     scale = panel["scale"].to_numpy(dtype=float)
     diverged = (panel["status"] == common.DIVERGED).to_numpy()
-    not_drawn = 0
+    not_drawn = {}
     for key, (_, marker) in MEASURED.items():
         values = panel[key].to_numpy(dtype=float)
         x = scale * 2.0 ** DODGE[key]
@@ -122,16 +151,19 @@ def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, colours: dict) -> int:
                 x[pick], values[pick], marker=marker, s=18, linewidths=0.9, zorder=3,
                 facecolors="none" if hollow else [colours[key]], edgecolors=[colours[key]],
             )  # fmt: skip
-        if key != "lyapunov_qr":
-            not_drawn += common.mark_nonfinite(ax, x[~finite], [colours[key]] * int((~finite).sum()))
+        not_drawn[key] = common.mark_nonfinite(ax, x[~finite], [colours[key]] * int((~finite).sum()))
 
     finite_bound = panel[np.isfinite(panel["bound_rate"].to_numpy(dtype=float))]
     bound = finite_bound.groupby("scale")["bound_rate"].median()
     ax.plot(bound.index, bound.to_numpy(), color=colours["bound"], zorder=2, **common.THEORY_STYLE)
 
-    at_init = panel["stage"] == common.STAGE_INIT  # the mean field describes a random W, not a trained one
-    if (panel["mean_field_rate"].notna() & at_init).any():
-        scales = panel.loc[panel["mean_field_rate"].notna(), "scale"]
-        grid = np.geomspace(scales.min(), scales.max(), 120)
-        ax.plot(grid, theory.mean_field_lyapunov(grid), color=colours["mean_field"], ls="-.", lw=1.1, zorder=2)
+    at_init = panel[(panel["stage"] == common.STAGE_INIT) & panel["mean_field_rate"].notna()]
+    if not at_init.empty:
+        activation, init = at_init["activation"].iloc[0], at_init["init"].iloc[0]
+        s2 = float(at_init["input_var"].median())
+        grid = np.geomspace(at_init["scale"].min() / 1.2, at_init["scale"].max() * 1.2, 90)
+        lam = theory.mean_field_lyapunov(activation, init, grid, s2)
+        for_c = theory.mean_field_contribution_rate(activation, init, grid, s2)
+        ax.plot(grid, lam, color=colours["product_rate"], zorder=2, **MEAN_FIELD_STYLE)
+        ax.plot(grid, for_c, color=colours["contribution_rate"], zorder=2, **C_STYLE)
     return not_drawn

@@ -2,7 +2,9 @@
 at initialisation and after training, on a log axis (in the style of Arjovsky et al. 2016, Fig. 4).
 
 Read from the right (k = t, where the loss is) to the left: a line that falls steeply means that early inputs
-hardly reach the gradient (vanishing); a flat one means they do."""
+hardly reach the gradient (vanishing); a flat one means they do. The LSTM is torch's nn.LSTMCell with its default
+initialisation (every weight and bias uniform(-1/sqrt(H), 1/sqrt(H)); the forget-gate bias is not set to 1), so its
+forget gates start near sigmoid(0) = 1/2. IRNN: relu with W = I (Le et al. 2015); other identity runs are RNN-relu."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ TABLES: tuple[str, ...] = ("runs", "gradients")
 XLABEL = "time step $k$ of the hidden state $h_k$"
 YLABEL = r"mean $\|\partial L_t / \partial h_k\|$"
 TITLE = "gradient norm reaching each hidden state"
+LSTM_NOTE = "LSTM: torch's default LSTMCell initialisation (forget-gate bias not set to 1)."
 
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
@@ -60,6 +63,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         fig,
         [
             "t is each run's last target step (the last loss step); one line per run (seed).",
+            LSTM_NOTE if (data["model"] == "lstm").any() else "",
             common.describe_dropped("the gradient norm", common.count_dropped(dropped, "dLdh_norm"), "NaN/+Inf at top"),
         ],
     )

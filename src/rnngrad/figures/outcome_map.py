@@ -11,6 +11,9 @@ every seed diverged is hatched.
 
 Read along a row: the longer T, the further back the gradient must reach, so the loss should climb to the baseline
 where the Jacobian products vanish (small scale, sigmoid) and runs diverge where they explode (large scale, relu).
+
+A black bar in each RNN row marks the trainable length predicted from the spec alone: TRAINABLE_MULTIPLE times the
+mean-field memory time xi = 1/|lambda| (rnngrad.theory.memory_time), placed on the log-T columns.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from matplotlib import colormaps, ticker
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Rectangle
 
+from rnngrad import theory
 from rnngrad.figures import common, style
 
 TABLES: tuple[str, ...] = ("runs",)
@@ -34,6 +38,9 @@ CMAP = f"{style.SEQUENTIAL}_r"  # the baseline (1) dark, learning (far below 1) 
 SOLVED_MARK = "\u2713"  # check mark (DejaVu Sans has it)
 NO_RUNS_COLOUR = "0.88"
 ALL_DIVERGED_HATCH = "////"
+# Schoenholz et al. 2017: trainable up to about 6 xi, xi the depth scale of the squared gradient norm; that is half
+# the memory time of the norm (rnngrad.theory.memory_time), so 6 of theirs are 3 of ours.
+TRAINABLE_MULTIPLE = 3.0
 
 
 def row_labels(runs: pd.DataFrame) -> pd.Series:
@@ -59,7 +66,7 @@ def outcome_cells(runs: pd.DataFrame) -> pd.DataFrame:
     solved = runs["solved"].astype("boolean").fillna(False).astype(bool)
     steps = runs["steps_to_solve"] if "steps_to_solve" in runs else pd.Series(np.nan, index=runs.index)
     keyed = runs.assign(
-        panel=common.setting_label(runs.assign(T=0)).str.replace(", T = 0", "", regex=False),
+        panel=_panel(runs),
         row=row_labels(runs),
         is_solved=solved.astype(float),
         is_diverged=(runs["status"] == common.DIVERGED).astype(float),
@@ -171,6 +178,46 @@ def draw_panel(ax: plt.Axes, here: pd.DataFrame, rows: list[str], norm: LogNorm)
     return grid
 
 
+def _panel(runs: pd.DataFrame) -> pd.Series:
+    return common.setting_label(runs.assign(T=0)).str.replace(", T = 0", "", regex=False)
+
+
+def predicted_lengths(runs: pd.DataFrame) -> pd.DataFrame:
+    """TRAINABLE_MULTIPLE x the mean-field memory time xi per (panel, row) of RNN runs, from the spec alone
+    (rnngrad.theory, at the runs' median T for the input variance); NaN where no mean field exists."""
+    rnn = runs[runs["model"] == "rnn"].assign(panel=_panel(runs), row=row_labels(runs))
+    keys = ["panel", "row", "activation", "init", "scale", "task", "variant", "hidden"]
+    rows = []
+    for (panel, row, act, init, g, task, variant, hidden), group in rnn.groupby(keys, sort=False):
+        s2 = theory.input_variance(task, float(group["T"].median()), variant) if hidden > 1 else np.nan
+        xi = theory.memory_time(act, init, g, s2)
+        rows.append({"panel": panel, "row": row, "length": TRAINABLE_MULTIPLE * xi})
+    return pd.DataFrame(rows, columns=["panel", "row", "length"])
+
+
+def _draw_predicted_lengths(ax: plt.Axes, lengths: pd.DataFrame, rows: list[str], lengths_T) -> int:
+    """A bar in each row at T = TRAINABLE_MULTIPLE xi on the log-interpolated T columns (an arrowhead at the edge
+    when it lies beyond them); returns how many were drawn."""
+    log_T = np.log(np.asarray(lengths_T, dtype=float))
+    centres = np.arange(len(log_T)) + 0.5
+    drawn = 0
+    for row, length in zip(lengths["row"], lengths["length"], strict=True):
+        if row not in rows or np.isnan(length):
+            continue
+        if len(log_T) > 1:
+            x = np.interp(np.log(length), log_T, centres, left=0.0, right=len(log_T))
+        else:  # one column: left edge if shorter than its T, right edge if longer
+            x = 0.5 + 0.5 * np.sign(np.log(length) - log_T[0])
+        i = rows.index(row)
+        if 0 < x < len(log_T):
+            ax.plot([x, x], [i + 0.1, i + 0.9], color="black", lw=2.0, solid_capstyle="butt", zorder=4)
+        else:  # beyond the columns: an arrowhead inside the edge cell, pointing out
+            inside, marker = (0.12, "<") if x <= 0 else (len(log_T) - 0.12, ">")
+            ax.plot([inside], [i + 0.5], marker=marker, color="black", markersize=5, zorder=4)
+        drawn += 1
+    return drawn
+
+
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs = tables["runs"]
@@ -191,9 +238,10 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         squeeze=False,
         layout="constrained",
     )
+    n_bars, predicted = 0, predicted_lengths(runs)
     for ax, panel in zip(axes[0], panels, strict=True):
-        draw_panel(ax, cells[cells["panel"] == panel], rows, norm)
-        # further layers (e.g. a theory overlay) go here, on the grid draw_panel returns
+        grid = draw_panel(ax, cells[cells["panel"] == panel], rows, norm)
+        n_bars += _draw_predicted_lengths(ax, predicted[predicted["panel"] == panel], rows, grid.columns)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("activation, scale $g$" if ax is axes[0, 0] else "")
@@ -224,6 +272,11 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             " seeds diverged (NaN or Inf loss or gradient). Hatched: every seed diverged; grey: no runs.",
             f"{no_colour} cell(s) without a finite positive final loss left uncoloured." if no_colour else "",
             f"Ratios above {RATIO_CAP:g} take the colour of {RATIO_CAP:g}." if capped else "",
+            f"Black bars ({n_bars}): the predicted trainable length {TRAINABLE_MULTIPLE:g} xi, xi = 1/|lambda| the"
+            " mean-field memory time from the spec alone (rnngrad.theory), placed on the log-T columns; an arrowhead at"
+            " the edge when it lies beyond them; none for the LSTM or where no mean field exists."
+            if n_bars
+            else "",
         ],
     )
     style.save(fig, out_path)

@@ -1,6 +1,8 @@
 """The one-unit case (H = 1): the Jacobian is the number J_j = w f'(a_j), so what backpropagation carries over n
-steps is a product of n numbers, about |J|^n. Measured products beside the line J^n for the run's own geometric
-mean |J|: below 1 the product vanishes, at 1 it stays, above 1 it explodes (Pascanu et al. 2013, Sect. 2)."""
+steps is a product of n numbers. Measured products beside the closed form |w f'(a*)|^n of rnngrad.theory, with a*
+the fixed point of a = w f(a) + u E[x] (h = f(w h + u x + b), b = 0, the input at its mean), computed from the spec
+alone: w = g for the identity initialisation and u as the run's seed draws it, at initialisation only. Below 1 the
+product vanishes, at 1 it stays, above 1 it explodes (Pascanu et al. 2013, Sect. 2)."""
 
 from __future__ import annotations
 
@@ -11,42 +13,31 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from rnngrad import theory
 from rnngrad.figures import common, style
 
-TABLES: tuple[str, ...] = ("runs", "products", "jacobians")
+TABLES: tuple[str, ...] = ("runs", "products")
 
 XLABEL = r"$n = t - k$ (steps)"
 YLABEL = r"$|J_t \cdots J_{t-n+1}|$"
 TITLE = "one-unit RNN: products of n scalar Jacobians"
 
 
-def theory_lines(jacobians: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    """The line Jbar^n per run and stage, Jbar = exp(mean over j of log jac_norm) at that logging step.
-
-    Built from logs, so that it is exact where Jbar^n would under/overflow; ``theory`` is NaN where the value is
-    not a finite positive number (a step with J = 0, or a NaN from a diverged run). Columns: run_id, stage,
-    distance (n = 1 .. the longest product logged), log_jbar, theory."""
-    jac = jacobians.assign(log_jac=common.safe_log(jacobians["jac_norm"].abs()))
-    log_jbar = jac.groupby(["run_id", "stage"])["log_jac"].mean(skipna=False)
-    longest = products.groupby(["run_id", "stage"])["distance"].max()
+def theory_lines(products: pd.DataFrame) -> pd.DataFrame:
+    """exp(n ln|w f'(a*)|) for n = 1 .. the longest product logged, per identity-initialised run at initialisation:
+    w = g and the mean drive u . E[x] of rnngrad.theory.one_unit_drive, both from the spec. Other runs get no line
+    (w is ±g for orthogonal, random for gaussian, and training moves w, u and b). ``theory`` is NaN where the value
+    under/overflows or the task has no recorded mean input. Columns: run_id, stage, distance, drive, rate, theory."""
+    columns = ["run_id", "stage", "distance", "drive", "rate", "theory"]
+    here = products[(products["stage"] == common.STAGE_INIT) & (products["init"] == "identity")]
     frames = []
-    for (run_id, stage), n_max in longest.items():
-        if (run_id, stage) not in log_jbar.index:
-            continue
-        n = np.arange(1, int(n_max) + 1)
-        log_line = n * log_jbar[(run_id, stage)]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "run_id": run_id,
-                    "stage": stage,
-                    "distance": n,
-                    "log_jbar": log_jbar[(run_id, stage)],
-                    "theory": common.finite_exp(log_line),
-                }
-            )
-        )
-    columns = ["run_id", "stage", "distance", "log_jbar", "theory"]
+    keys = ["run_id", "activation", "scale", "task", "T", "variant", "seed"]
+    for (run_id, activation, g, task, T, variant, seed), run in here.groupby(keys, sort=True):  # noqa: N806
+        n = np.arange(1, int(run["distance"].max()) + 1)
+        drive = theory.one_unit_drive(task, T, variant, activation, float(g), int(seed))
+        rate = theory.scalar_rate(activation, float(g), drive) if np.isfinite(drive) else np.nan
+        frame = pd.DataFrame({"run_id": run_id, "stage": common.STAGE_INIT, "distance": n, "drive": drive})
+        frames.append(frame.assign(rate=rate, theory=common.finite_exp(n * rate)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
@@ -56,8 +47,6 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     one_unit = runs[(runs["model"] == "rnn") & (runs["hidden"] == 1)]["run_id"]
     products = tables["products"]
     products = products[products["run_id"].isin(one_unit)]
-    jacobians = tables["jacobians"]
-    jacobians = jacobians[jacobians["run_id"].isin(one_unit)]
     if products.empty:
         common.empty_figure(out_path, TITLE, XLABEL, YLABEL, "no data (no runs with H = 1)")
         return
@@ -67,8 +56,8 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         series=common.scale_key(products), measured=common.finite_exp(products["log_product_norm"])
     )
     palette = common.scale_palette(products)
-    theory = theory_lines(common.with_stage(jacobians), products)
-    theory = theory.merge(products[["run_id", "series", "activation"]].drop_duplicates("run_id"), on="run_id")
+    lines = theory_lines(products)
+    lines = lines.merge(products[["run_id", "series", "activation"]].drop_duplicates("run_id"), on="run_id")
 
     activations = common.ordered_activations(products)
     stages = [s for s in common.STAGES if (products["stage"] == s).any()]
@@ -90,7 +79,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             kept, dropped = common.log_safe(here, "measured")
             for kind, n in common.count_dropped(dropped, "measured").items():
                 lost[kind] = lost.get(kind, 0) + n
-            line = theory[(theory["stage"] == stage) & (theory["activation"] == act)].dropna(subset=["theory"])
+            line = lines[(lines["stage"] == stage) & (lines["activation"] == act)].dropna(subset=["theory"])
             ax.axhline(1.0, color="0.4", linewidth=0.8, zorder=1)
             if not line.empty:
                 sns.lineplot(
@@ -126,8 +115,8 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
                 shown.append(np.abs(np.log10(line["theory"].to_numpy())))
             top = common.at_top(dropped, "measured")
             n_top += common.mark_nonfinite(ax, top["distance"], [palette[s] for s in top["series"]])
-            ax.text(0.03, 0.95, r"$\bar J > 1$: explodes", transform=ax.transAxes, va="top", fontsize=8)
-            ax.text(0.03, 0.05, r"$\bar J < 1$: vanishes", transform=ax.transAxes, va="bottom", fontsize=8)
+            ax.text(0.03, 0.95, r"$|w f'(a^*)| > 1$: explodes", transform=ax.transAxes, va="top", fontsize=8)
+            ax.text(0.03, 0.05, r"$|w f'(a^*)| < 1$: vanishes", transform=ax.transAxes, va="bottom", fontsize=8)
             ax.set_title(f"{act}, {stage}", fontsize=9)
             ax.set_xlabel(XLABEL)
             ax.set_ylabel(YLABEL)
@@ -137,7 +126,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
 
     handles = [common.legend_line(key, colour) for key, colour in palette.items()]
     handles += [
-        common.legend_line(r"theory $\bar J^{\,n}$", linestyle="-"),
+        common.legend_line(r"closed form $|w f'(a^*)|^n$ from the spec", linestyle="-"),
         common.legend_line("measured", linestyle="none", marker="o", markersize=4),
     ]
     if (products["outcome"] == common.DIVERGED).any():
@@ -145,11 +134,15 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     if n_top:
         handles.append(common.nonfinite_handle())
     common.legend(fig, handles)
+    n_lines = lines.dropna(subset=["theory"])["run_id"].nunique()
     common.footnote(
         fig,
         [
-            "Lines: J\u0304\u207f with J\u0304 = exp(mean over j of log |J_j|), one per run and logging step;"
-            " points: exp(log_product_norm), the geometric mean of the product over sampled sequences.",
+            "Lines: the closed form at initialisation from the spec, a* the fixed point of a = g f(a) + u E[x] (b = 0;"
+            " the input's fluctuations about its mean neglected), for identity-initialised runs whose mean input is"
+            f" known ({n_lines} of {products['run_id'].nunique()} runs; a relu unit with a negative drive is off, its"
+            " product 0; none after training, where w, u and b have moved); points: exp(log_product_norm), the"
+            " geometric mean over sampled sequences.",
             common.describe_dropped("the measured product", lost, "a step with J = 0, or a blow-up"),
         ],
     )

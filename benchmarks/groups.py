@@ -1,0 +1,161 @@
+"""Throughput of a group job (K runs in one process, one after another or batched) against one process per run.
+
+    PYTHONPATH=src python benchmarks/groups.py [--k 12] [--steps 300] [--big-steps 30] [--repeats 5]
+
+Measured in one run on one thread, as CPU time (this process's, and its children's for the start-up), so that
+the numbers hold on a shared, loaded machine where wall time mostly measures the other jobs:
+- the fixed cost of a run: process start-up with a training job's imports (`python -c "import rnngrad.cli,
+  rnngrad.train"` as a subprocess), and the dataset load and model build (constructing train.Run);
+- pure training steps (the loop of train.Run.run without any evaluation, logging or checkpoint due) as run-steps
+  per second: one run, a sequential group of K (K runs one after another), a batched group of K (rnngrad.batched);
+- full runs at the default cadence (eval every 50, checkpoint every 100, the full gradient logging at step 0 and
+  the end), as runs per second including the start-up: today's one process per run (start-up + train()), a
+  sequential group job (one start-up + K train() calls) and a batched group job (one start-up + train_batched).
+Shapes: the defaults (H=32, B=32, T=50, adding, tanh, Adam, --steps updates) and H=128, B=64, T=100 (--big-steps
+updates in the full runs, to keep the benchmark short). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from rnngrad import tasks
+from rnngrad.batched import Group, can_batch, train_batched
+from rnngrad.train import Run, train
+
+NEVER = 10**9  # a cadence no benchmark step reaches
+
+
+def make_spec(data: dict, hidden: int, batch: int, T: int, steps: int, seed: int) -> dict:  # noqa: N803
+    """The default config's spec for the adding task (config/config.yaml), at the given shape."""
+    return {
+        "experiment": "bench", "run_id": f"r{seed}", "task": "adding", "variant": "le", "task_params": {}, "T": T,
+        "model": "rnn", "activation": "tanh", "init": "orthogonal", "scale": 1.0, "clip": None, "seed": seed,
+        "hidden": hidden, "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "rmsprop_alpha": 0.9,
+        "batch_size": batch, "steps": steps, "eval_every": 50, "checkpoint_every": 100, "dtype": "float32",
+        "log_every": None, "log_at": [], "log_spectra_every": None, "log_batch": 16, "jacobian_samples": 4,
+        "targets": ["last"], "device": "cpu",
+        "label": "RNN-tanh", "train_data": data["train"], "test_data": data["test"],
+    }  # fmt: skip
+
+
+def timed(fn) -> float:
+    """CPU seconds of fn() in this process."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def child_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def startup_seconds(repeats: int) -> float:
+    """Median CPU time of a fresh interpreter importing what a training job imports."""
+    command = [sys.executable, "-c", "import rnngrad.cli, rnngrad.train"]
+    times = []
+    for _ in range(repeats):
+        start = child_seconds()
+        subprocess.run(command, check=True)
+        times.append(child_seconds() - start)
+    return statistics.median(times)
+
+
+def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[str, float]:
+    """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved."""
+    never = {"steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}
+    runs = [Run({**spec, **never}, root / f"pure{i}") for i, spec in enumerate(specs)]
+    for run in runs:
+        run.logged = {}  # nothing logged: only the updates are timed
+    group = Group([Run({**spec, **never}, root / f"pure-b{i}") for i, spec in enumerate(specs)])
+    for run in group.active:
+        run.logged = {}
+
+    def loop(run: Run, n: int) -> None:  # the body of train.Run.run
+        for _ in range(n):
+            run.before_step()
+            run.end_step(run.train_step())
+
+    def batched(n: int) -> None:
+        for _ in range(n):
+            group.step()
+
+    each = steps // len(runs) + 1  # updates of each member, so that a group does about `steps` run-steps
+    modes = {
+        "one run": (lambda: loop(runs[0], steps), steps),
+        "sequential group": (lambda: [loop(run, each) for run in runs], len(runs) * each),
+        "batched group": (lambda: batched(each), len(runs) * each),
+    }
+    for fn, _ in modes.values():
+        fn()  # warm-up (and the step-0 evaluation)
+    times = {name: [] for name in modes}
+    for _ in range(repeats):
+        for name, (fn, _) in modes.items():
+            times[name].append(timed(fn))
+    return {name: count / statistics.median(times[name]) for name, (_, count) in modes.items()}
+
+
+def full_runs(specs: list[dict], root: Path, startup: float) -> dict[str, float]:
+    """Runs per second of whole runs at the default cadence, each job paying one start-up."""
+    one = timed(lambda: train(specs[0], root / "one"))
+    sequential = timed(lambda: [train(spec, root / f"seq{i}") for i, spec in enumerate(specs)])
+    batched = timed(lambda: train_batched(specs, [root / f"bat{i}" for i in range(len(specs))]))
+    k = len(specs)
+    return {
+        "one run": 1 / (startup + one),
+        "sequential group": k / (startup + sequential),
+        "batched group": k / (startup + batched),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--k", type=int, default=12, help="runs per group")
+    parser.add_argument("--steps", type=int, default=300, help="updates of a full run at the default shapes")
+    parser.add_argument("--big-steps", type=int, default=30, help="updates of a full run at H=128")
+    parser.add_argument("--pure-steps", type=int, default=120, help="run-steps per timed repeat of pure steps")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    startup = startup_seconds(3)
+    rows, builds = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for hidden, batch, T, steps in ((32, 32, 50, args.steps), (128, 64, 100, args.big_steps)):  # noqa: N806
+            data = {}
+            for split, seed, n in (("train", 1, 2000), ("test", 2, 256)):  # the default config's datasets
+                data[split] = str(root / f"adding-T{T}-{split}.npz")
+                tasks.generate_file(data[split], "adding", T, n, seed, "le")
+            specs = [make_spec(data, hidden, batch, T, steps, seed) for seed in range(args.k)]
+            build = statistics.median(timed(lambda spec=specs[0]: Run(spec, root / "build")) for _ in range(3))
+            shape = root / f"H{hidden}"
+            pure = pure_steps(specs, shape, args.pure_steps if hidden == 32 else args.pure_steps // 4, args.repeats)
+            full = full_runs(specs, shape, startup)
+            for mode in pure:
+                rows.append(
+                    f"| H={hidden} B={batch} T={T} | {mode} | {pure[mode]:.0f} | {pure[mode] / pure['one run']:.2f} "
+                    f"| {steps} | {full[mode]:.3f} | {full[mode] / full['one run']:.2f} |"
+                )
+            rows.append(f"| H={hidden} B={batch} T={T} | can_batch | {can_batch(specs)} | | | | |")
+            builds.append(f"{build * 1000:.0f} ms at H={hidden}")
+    print(
+        f"K = {args.k}, 1 thread, CPU time. Fixed cost of a run: start-up (a training job's imports) {startup:.2f} s;"
+    )
+    print(f"dataset load + model build {', '.join(builds)}.\n")
+    print("| shape | mode | pure run-steps/s | ratio | full-run steps | full runs/s incl. start-up | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

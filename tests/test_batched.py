@@ -1,0 +1,217 @@
+"""The batched group path: agreement with the sequential path, divergence of one member, resume, determinism.
+
+Tolerance against the sequential path: rtol 1e-4 on every logged number. Training is float32 and the stacked
+path sums in another order (batched matmuls, per-member reductions of stacked tensors), so each op differs from
+the sequential one by a few float32 ulps (1.2e-7 relative). In a stable run these differences stay near that
+size (measured: at most about 1e-5 relative over these runs, rmsprop the largest, since it divides by the root of
+the squared gradients); rtol 1e-4 keeps a tenfold margin, while a wrong rule (a missing bias correction, clipping
+of the wrong member, a batch from the wrong sampler) moves the losses by 1e-2 or more. In an exploding run the
+differences grow like the run's own sensitivity (a relu run with gradient norm 30 drifted by 1e-2 in 30 steps),
+so there the tests hold the batched path to itself bit for bit instead: a member's numbers do not depend on the
+other members.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+from conftest import make_batch
+from test_train import datasets, make_spec, read_run  # noqa: F401 - datasets is a fixture
+
+from rnngrad.batched import Stack, can_batch, train_batched
+from rnngrad.contract import RUN_FILES
+from rnngrad.io import read_json
+from rnngrad.models import VanillaRNN
+from rnngrad.optim import OPTIMIZERS, Optimizer
+from rnngrad.train import Run, train
+
+RTOL = 1e-4
+
+
+def assert_close_runs(batched, sequential, batch_size: int) -> None:
+    """Every table of two run folders equal within RTOL (seq_solved_frac: within one sequence of the batch)."""
+    for name, frame in read_run(sequential).items():
+        other = read_run(batched)[name]
+        if name == "metrics":
+            pd.testing.assert_series_equal(other.seq_solved_frac, frame.seq_solved_frac, atol=1 / batch_size)
+            other, frame = other.drop(columns="seq_solved_frac"), frame.drop(columns="seq_solved_frac")
+        pd.testing.assert_frame_equal(other, frame, check_exact=False, rtol=RTOL, atol=1e-9)
+
+
+def as_text(statuses: list[dict]) -> str:
+    """Statuses compared as JSON text: a diverged run's NaN final loss is unequal to itself."""
+    return json.dumps(statuses, sort_keys=True)
+
+
+def same_files(a, b) -> bool:
+    return (a / "status.json").read_bytes() == (b / "status.json").read_bytes()  # holds every file's sha256
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_batched_agrees_with_sequential(datasets, tmp_path, activation, optimizer):  # noqa: F811
+    lr = 0.01 if optimizer in ("sgd", "momentum") else 0.003
+    specs = [
+        make_spec(datasets, activation=activation, optimizer=optimizer, lr=lr, steps=20, seed=seed, clip=clip)
+        for seed, clip in ((0, None), (1, 0.2))
+    ]
+    statuses = train_batched(specs, [tmp_path / f"b{i}" for i in range(2)])
+    for i, (spec, status) in enumerate(zip(specs, statuses, strict=True)):
+        assert status == read_json(tmp_path / f"b{i}" / "status.json") and status["status"] == "completed"
+        assert sorted(p.name for p in (tmp_path / f"b{i}").iterdir()) == sorted(RUN_FILES)
+        train(spec, tmp_path / f"s{i}")
+        assert_close_runs(tmp_path / f"b{i}", tmp_path / f"s{i}", spec["batch_size"])
+        assert (
+            status["sha256"]["model_init.pt"]
+            == read_json(tmp_path / f"s{i}" / "status.json")["sha256"]["model_init.pt"]
+        )
+        batched, sequential = (torch.load(tmp_path / d / "model_final.pt") for d in (f"b{i}", f"s{i}"))
+        for name, tensor in sequential.items():
+            torch.testing.assert_close(batched[name], tensor, rtol=RTOL, atol=1e-6, msg=name)
+    assert read_run(tmp_path / "b1")["metrics"].clipped.any()  # the clipping path ran
+
+
+def test_copy_task_agrees_with_sequential(datasets, tmp_path):  # noqa: F811
+    specs = [make_spec(datasets, task="copy", steps=20, seed=seed) for seed in (0, 1)]
+    train_batched(specs, [tmp_path / "b0", tmp_path / "b1"])
+    for i, spec in enumerate(specs):
+        train(spec, tmp_path / f"s{i}")
+        assert_close_runs(tmp_path / f"b{i}", tmp_path / f"s{i}", spec["batch_size"])
+
+
+def diverging_group(datasets) -> list[dict]:  # noqa: F811
+    """relu with sgd at lr 0.1 (test_train's exploding run): the first member, W = 8 Q without clipping, diverges;
+    clipping keeps the same scale finite, and the third member starts at scale 1."""
+    base = make_spec(datasets, T=5, activation="relu", optimizer="sgd", lr=0.1, steps=40, checkpoint_every=10)
+    return [{**base, "scale": 8.0}, {**base, "scale": 8.0, "clip": 1.0}, {**base, "scale": 1.0, "clip": 1.0, "seed": 1}]
+
+
+def test_diverging_member_stops_alone(datasets, tmp_path):  # noqa: F811
+    """The diverging member ends as it does alone; the others end bit for bit as in a group without it."""
+    specs = diverging_group(datasets)
+    statuses = train_batched(specs, [tmp_path / f"g{i}" for i in range(3)])
+    assert [s["status"] for s in statuses] == ["diverged", "completed", "completed"]
+    assert 0 < statuses[0]["diverged_at"] == statuses[0]["steps_done"] < 40
+    assert statuses[0]["diverged_at"] == train(specs[0], tmp_path / "sequential")["diverged_at"]
+    for i in (1, 2):  # no NaN leaked into the healthy members
+        metrics = read_run(tmp_path / f"g{i}")["metrics"]
+        assert (metrics.loss.abs() < float("inf")).all()
+        assert (metrics.query("split == 'train'").grad_norm < float("inf")).all()
+    train_batched(specs[:1], [tmp_path / "alone"])
+    assert same_files(tmp_path / "g0", tmp_path / "alone")
+    train_batched(specs[1:], [tmp_path / "h1", tmp_path / "h2"])
+    assert same_files(tmp_path / "g1", tmp_path / "h1") and same_files(tmp_path / "g2", tmp_path / "h2")
+
+
+def test_killed_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # noqa: F811
+    """Kill the group while it writes its second round of checkpoints: the first member then resumes from step 20,
+    the others from step 10, and the diverged member (finished before the kill) is skipped. The rerun ends with
+    the files of an uninterrupted run, which itself is deterministic."""
+    specs = diverging_group(datasets)
+    clean = [tmp_path / f"clean{i}" for i in range(3)]
+    statuses = train_batched(specs, clean)
+    assert as_text(statuses) == as_text(train_batched(specs, [tmp_path / f"again{i}" for i in range(3)]))
+    assert statuses[0]["diverged_at"] < 20
+
+    saved = []
+    save_checkpoint = Run.save_checkpoint
+
+    def killed_mid_round(run):
+        if run.step == 20 and 20 in saved:
+            raise KeyboardInterrupt
+        save_checkpoint(run)
+        saved.append(run.step)
+
+    killed = [tmp_path / f"killed{i}" for i in range(3)]
+    with monkeypatch.context() as patch:
+        patch.setattr(Run, "save_checkpoint", killed_mid_round)
+        with pytest.raises(KeyboardInterrupt):
+            train_batched(specs, killed)
+    assert saved[-1] == 20 and (killed[0] / "status.json").exists()
+    assert [torch.load(d / "checkpoint.pt", weights_only=False)["step"] for d in killed[1:]] == [20, 10]
+    mtime = (killed[0] / "status.json").stat().st_mtime_ns
+    assert as_text(train_batched(specs, killed)) == as_text(statuses)
+    assert (killed[0] / "status.json").stat().st_mtime_ns == mtime  # skipped, not retrained
+    for a, b in zip(clean, killed, strict=True):
+        assert sorted(p.name for p in b.iterdir()) == sorted(RUN_FILES)
+        for name, frame in read_run(a).items():
+            pd.testing.assert_frame_equal(read_run(b)[name], frame, check_exact=True)
+
+
+def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamespace:
+    """The parts of a train.Run that a Stack uses: model, optimizer and spec."""
+    n_in, n_out = (10, 10) if task == "copy" else (2, 1)
+    model = VanillaRNN(n_in, hidden, n_out, "tanh", scale=1.5, seed=seed)
+    optimizer = Optimizer("adam", model.parameters(), 0.01)
+    return SimpleNamespace(model=model, optimizer=optimizer, spec={"task": task, "activation": "tanh", "clip": clip})
+
+
+@pytest.mark.parametrize(
+    ("task", "hidden", "batch", "steps"), [("adding", 1, 8, 50), ("adding", 32, 32, 50), ("copy", 16, 16, 9)]
+)
+def test_a_members_gradients_do_not_depend_on_the_group(task, hidden, batch, steps):
+    """What the bit-for-bit guarantees rest on (divergence, resume with members at different steps): a member's
+    loss, gradient norm and gradients are the same bits in a group of three as alone. Scalar case, default shapes,
+    copy."""
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(3):
+        x, y, mask = make_batch(task, batch, steps, int(torch.randint(100, (1,), generator=generator)))
+        batches.append((x.float(), y.float() if y.is_floating_point() else y, mask))
+    grads, losses, norms, _ = Stack([stacked_member(task, hidden, seed) for seed in range(3)]).gradients(batches)
+    for k in range(3):
+        alone = Stack([stacked_member(task, hidden, k)]).gradients(batches[k : k + 1])
+        assert (losses[k], norms[k]) == (alone[1][0], alone[2][0])
+        assert all(torch.equal(grad[k], grad_alone[0]) for grad, grad_alone in zip(grads, alone[0], strict=True))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_stacked_update_is_the_optimizers_bit_for_bit(optimizer):
+    """Clipping and the optimizer step on the stack equal Optimizer.step on each member, members at different
+    step counts (as after a resume) and one clipped."""
+    members, stacked = [], []
+    for seed in range(3):
+        model = VanillaRNN(2, 8, 1, seed=seed)
+        twin = VanillaRNN(2, 8, 1, seed=seed)
+        members.append((twin, Optimizer(optimizer, twin.parameters(), 0.01, 0.9, 0.9)))
+        stacked.append(SimpleNamespace(model=model, optimizer=Optimizer(optimizer, model.parameters(), 0.01, 0.9, 0.9)))
+        stacked[-1].spec = {"clip": 0.5 if seed == 2 else None}
+    stack = Stack(stacked)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(4):
+        grads = [torch.randn(p.shape, generator=generator) for p in stack.params]
+        norms = [float(torch.linalg.vector_norm(torch.stack([g[k].norm() for g in grads]))) for k in range(3)]
+        for k, (twin, twin_optimizer) in enumerate(members):
+            if step == 0 and k == 1:
+                continue  # member 1 is one step behind the others
+            for p, grad in zip(twin.parameters(), grads, strict=True):
+                p.grad = grad[k].clone() * (0.5 / norms[k] if k == 2 and norms[k] > 0.5 else 1.0)
+            twin_optimizer.step()
+        if step == 0:
+            stack_1 = Stack([stacked[0], stacked[2]])
+            stack_1.update([g[[0, 2]] for g in grads], [norms[0], norms[2]])
+            stack = Stack(stacked)
+        else:
+            stack.update(grads, norms)
+    for (twin, twin_optimizer), member in zip(members, stacked, strict=True):
+        for a, b in zip(twin.parameters(), member.model.parameters(), strict=True):
+            assert torch.equal(a, b)
+        assert twin_optimizer.steps == member.optimizer.steps
+        for key, buffers in twin_optimizer.buffers.items():
+            assert all(torch.equal(a, b) for a, b in zip(buffers, member.optimizer.buffers[key], strict=True))
+
+
+def test_can_batch_needs_shared_keys_and_small_shapes(datasets):  # noqa: F811
+    specs = [make_spec(datasets, hidden=32, batch_size=32, seed=seed, scale=scale) for seed, scale in ((0, 1), (1, 2))]
+    assert can_batch(specs) and not can_batch(specs[:1])
+    assert not can_batch([specs[0], {**specs[1], "activation": "relu"}])
+    assert not can_batch([specs[0], {**specs[1], "lr": 0.1}])
+    assert not can_batch([{**spec, "hidden": 128, "batch_size": 64} for spec in specs])
+    lstm = {"model": "lstm", "activation": None, "init": None, "scale": None}
+    assert not can_batch([{**spec, **lstm} for spec in specs])
+    with pytest.raises(ValueError, match="share"):
+        train_batched([specs[0], {**specs[1], "hidden": 8}], ["a", "b"])
