@@ -1,5 +1,6 @@
 """Who learns the task, and when: test loss against training step for each model (the runs table's ``label``:
-RNN-tanh, RNN-relu, IRNN, LSTM, ...), one panel per task and sequence length T, on a log axis, in the style of
+RNN-tanh, RNN-relu, IRNN, LSTM, ...; clipped runs as their own model, "IRNN + clip 1"), one panel per task and
+sequence length T, on a log axis, in the style of
 Le, Jaitly and Hinton 2015, Fig. 2 and Arjovsky, Shah and Bengio 2016, Fig. 2.
 
 Each run (seed) is a thin line; the thick line of a model is the median over its seeds at each evaluation step,
@@ -59,7 +60,10 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     if test.empty:
         common.empty_figure(out_path, TITLE, XLABEL, YLABEL, "no data (no test rows)")
         return
-    data = common.with_outcome(test, runs)
+    # clipped and unclipped runs of one model are drawn as two models ("IRNN + clip 1")
+    arm = dict(zip(runs["run_id"], common.arm_labels(runs)[1], strict=True))
+    runs = runs.assign(label=runs["run_id"].map(arm))
+    data = common.with_outcome(test, runs).assign(label=test["run_id"].map(arm))
     data = data.assign(setting=common.setting_label(data))
     settings = common.setting_order(data)
     labels = common.label_order(data["label"])

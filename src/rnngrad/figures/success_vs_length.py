@@ -28,28 +28,9 @@ INIT_ORDER = ("orthogonal", "gaussian", "identity", "none")
 SOLVED, DIVERGED, STEPS = "share of seeds solved", "share of seeds diverged", "median steps to solve"
 
 
-def arm_labels(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(model, arm) per run: the model is the label, with the init and the scale where the label has several
-    ("RNN-tanh, gaussian, g = 1"); the arm adds the clip threshold ("RNN-tanh + clip 1")."""
-    if runs.empty:
-        empty = pd.Series([], index=runs.index, dtype=object)
-        return empty, empty
-    several_inits = runs.groupby("label")["init"].transform("nunique") > 1
-    several_scales = runs.groupby("label")["scale"].transform(lambda s: s.fillna(-1.0).nunique()) > 1
-    models, arms = [], []
-    for label, init, scale, clip, by_init, by_scale in zip(
-        runs["label"], runs["init"], runs["scale"], runs["clip"].astype(float), several_inits, several_scales,
-        strict=True,
-    ):  # fmt: skip
-        model = label + (f", {init}" if by_init else "") + (f", g = {common.format_number(scale)}" if by_scale else "")
-        models.append(model)
-        arms.append(model if math.isnan(clip) else f"{model} + clip {common.format_number(clip)}")
-    return pd.Series(models, index=runs.index, dtype=object), pd.Series(arms, index=runs.index, dtype=object)
-
-
 def shares(runs: pd.DataFrame) -> pd.DataFrame:
     """Per task, arm and T: seeds, share solved, share diverged, median steps_to_solve over the solved seeds."""
-    model, arm = arm_labels(runs)
+    model, arm = common.arm_labels(runs)
     solved = runs["solved"].astype("boolean").fillna(False).astype(bool)
     steps = runs["steps_to_solve"] if "steps_to_solve" in runs else pd.Series(np.nan, index=runs.index)
     frame = runs.assign(
