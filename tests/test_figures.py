@@ -664,5 +664,5 @@ def test_outcome_map_predicted_lengths_come_from_theory_and_sit_on_the_log_t_axi
     lengths = pd.DataFrame({"panel": "p", "row": ["a", "b", "c"], "length": [10**1.5, 1e6, math.nan]})
     assert outcome_map._draw_predicted_lengths(ax, lengths, ["a", "b", "c"], [10, 100]) == 2
     xs = [line.get_xdata()[0] for line in ax.lines]
-    assert xs == pytest.approx([1.0, 1.88])  # midway between the columns' centres on log T; beyond: at the right edge
+    assert xs == pytest.approx([1.0, 1.9])  # midway between the columns' centres on log T; beyond: at the right edge
     plt.close(fig)

@@ -211,9 +211,9 @@ def _draw_predicted_lengths(ax: plt.Axes, lengths: pd.DataFrame, rows: list[str]
         i = rows.index(row)
         if 0 < x < len(log_T):
             ax.plot([x, x], [i + 0.1, i + 0.9], color="black", lw=2.0, solid_capstyle="butt", zorder=4)
-        else:  # beyond the columns: an arrowhead inside the edge cell, pointing out
-            inside, marker = (0.12, "<") if x <= 0 else (len(log_T) - 0.12, ">")
-            ax.plot([inside], [i + 0.5], marker=marker, color="black", markersize=5, zorder=4)
+        else:  # beyond the columns: an arrowhead in the edge cell's upper corner (clear of its text), pointing out
+            inside, marker = (0.1, "<") if x <= 0 else (len(log_T) - 0.1, ">")
+            ax.plot([inside], [i + 0.22], marker=marker, color="black", markersize=4, zorder=4)
         drawn += 1
     return drawn
 
