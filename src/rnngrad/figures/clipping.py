@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import ticker
-from matplotlib.transforms import blended_transform_factory
 
 from rnngrad.figures import common, style
 
@@ -122,17 +121,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
                 for baseline in np.unique(row_info["baseline_loss"].dropna()):
                     ax.axhline(baseline, color=BASELINE_COLOUR, zorder=1, **common.THEORY_STYLE)
             if not blown.empty:
-                ax.scatter(
-                    blown["diverged_at"],
-                    np.full(len(blown), 0.97),
-                    marker="x",
-                    s=30,
-                    linewidths=1.5,
-                    c=[palette[arm] for arm in blown["clipping"]],
-                    transform=blended_transform_factory(ax.transData, ax.transAxes),
-                    clip_on=False,
-                    zorder=6,
-                )
+                common.mark_diverged(ax, blown["diverged_at"], [palette[arm] for arm in blown["clipping"]])
             if here.empty:
                 common.no_data(ax, "no training rows")
             ax.set_title(label if r < per_line else "", fontsize=9)  # the quantity, over the first line

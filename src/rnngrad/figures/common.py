@@ -223,6 +223,21 @@ def safe_log(values) -> np.ndarray:
         return np.log(values)
 
 
+def mark_diverged(ax: plt.Axes, steps, colours) -> None:
+    """An x at the top edge of ``ax`` at each step where a run diverged."""
+    ax.scatter(
+        np.asarray(steps, dtype=float),
+        np.full(len(colours), 0.97),
+        marker="x",
+        s=30,
+        linewidths=1.5,
+        c=list(colours),
+        transform=blended_transform_factory(ax.transData, ax.transAxes),
+        clip_on=False,
+        zorder=6,
+    )
+
+
 def mark_nonfinite(ax: plt.Axes, x, colours) -> int:
     """Triangles at the top edge of ``ax`` at the x positions of NaN/Inf values; returns how many."""
     x = np.asarray(x, dtype=float)

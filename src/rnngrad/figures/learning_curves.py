@@ -17,7 +17,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.transforms import blended_transform_factory
 
 from rnngrad.figures import common, style
 
@@ -119,17 +118,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         blown = info[np.isfinite(info["diverged_at"].astype(float))]
         if not blown.empty:
             n_diverged += len(blown)
-            ax.scatter(
-                blown["diverged_at"],
-                np.full(len(blown), 0.97),
-                marker="x",
-                s=30,
-                linewidths=1.5,
-                c=[palette.get(label, "0.2") for label in blown["label"]],
-                transform=blended_transform_factory(ax.transData, ax.transAxes),
-                clip_on=False,
-                zorder=6,
-            )
+            common.mark_diverged(ax, blown["diverged_at"], [palette.get(label, "0.2") for label in blown["label"]])
         if kept.empty:
             common.no_data(ax, "no finite test loss")
         ax.set_title(setting)

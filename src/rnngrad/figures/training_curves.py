@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.transforms import blended_transform_factory
 
 from rnngrad.figures import common, style
 
@@ -62,17 +61,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             blown = info[np.isfinite(info["diverged_at"])]
             if not blown.empty:
                 n_diverged += len(blown)
-                ax.scatter(
-                    blown["diverged_at"],
-                    np.full(len(blown), 0.97),
-                    marker="x",
-                    s=30,
-                    linewidths=1.5,
-                    c=[palette.get(key, "0.2") for key in blown["series"]],
-                    transform=blended_transform_factory(ax.transData, ax.transAxes),
-                    clip_on=False,
-                    zorder=6,
-                )
+                common.mark_diverged(ax, blown["diverged_at"], [palette.get(key, "0.2") for key in blown["series"]])
             if here.empty:
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, fontsize=8)
             ax.set_title(column if r == 0 else "", fontsize=9)
