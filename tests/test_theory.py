@@ -165,30 +165,21 @@ def test_input_variance_from_the_task_definitions():
     assert theory.input_variance("copy", 100, "all") == pytest.approx(1.0 / 30.0, rel=1e-15)  # one-hot of 10
     assert theory.input_variance("adding", 50, "le") == pytest.approx((1 / 3 + 2 / 50) / 6, rel=1e-15)
     assert theory.input_variance("adding", 50, "hochreiter") == pytest.approx((1 / 3 + 4 / 50) / 6, rel=1e-15)
-    assert math.isnan(theory.input_variance("no-such-task", 50))
+    assert math.isnan(theory.input_variance("no-such-task", 50, "v"))
     assert math.isnan(theory.mean_field_lyapunov("tanh", "gaussian", 2.0, math.nan))
 
 
-@pytest.mark.parametrize(("task", "variant", "mean"), [("copy", "all", None), ("adding", "le", (0.5, 2 / 40)),
-                                                     ("adding", "hochreiter", (0.0, 0.0))])  # fmt: skip
-def test_input_statistics_match_generated_data(task, variant, mean):
-    """The closed-form input statistics against 4000 generated sequences of T = 40 (rnngrad.tasks), over the
-    steps of each sequence (hochreiter lengths vary in [T, 1.1 T]: 4/T markers is within 3% of 4/length)."""
+@pytest.mark.parametrize(("task", "variant"), [("copy", "all"), ("adding", "le"), ("temporal_order", "pascanu")])
+def test_theory_takes_the_input_statistics_from_the_task(task, variant):
+    """input_variance and one_unit_drive use the task's own input_moments (tested against generated data in the
+    task conformance suite) and the model's input size, for every task."""
     from rnngrad import tasks
 
-    data = tasks.generate(task, 40, 4000, seed=5, variant=variant)
-    x = np.eye(10)[data["x"]] if task == "copy" else data["x"].astype(np.float64)
-    n_in = x.shape[-1]
-    length = data.get("length", np.full(len(x), x.shape[1]))  # hochreiter: each sequence's own steps
-    valid = np.arange(x.shape[1]) < length[:, None]
-    square = np.sum(np.sum(x * x, axis=-1) * valid) / valid.sum()
-    assert theory.input_variance(task, 40, variant) == pytest.approx(square / (3 * n_in), rel=0.03)
-    if mean is not None:
-        np.testing.assert_allclose(x.mean((0, 1)), mean, atol=0.006)
-        u = VanillaRNN(2, 1, 1, "tanh", "identity", 0.9, 3).U.detach().double().numpy()[0]
-        assert theory.one_unit_drive(task, 40, variant, "tanh", 0.9, 3) == pytest.approx(u @ np.array(mean), abs=1e-7)
-    else:
-        assert math.isnan(theory.one_unit_drive(task, 40, variant, "tanh", 0.9, 3))
+    mean, mean_square = tasks.input_moments(task, 40, variant)
+    n_in = tasks.n_inputs(task)
+    assert theory.input_variance(task, 40, variant) == pytest.approx(mean_square / (3 * n_in), rel=1e-15)
+    u = VanillaRNN(n_in, 1, 1, "tanh", "identity", 0.9, 3).U.detach().double().numpy()[0]
+    assert theory.one_unit_drive(task, 40, variant, "tanh", 0.9, 3) == pytest.approx(u @ mean, abs=1e-12)
 
 
 def test_uniform_input_weights_give_the_input_variance():

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 
+from rnngrad import tasks
 from rnngrad.models import ACTIVATIONS, VanillaRNN
 
 # ------------------------------------------------------------------------------------------------------------
@@ -57,37 +58,25 @@ def log_product_bound(gamma, sigma_max, distance):
 
 MEAN_FIELD_INITS = ("orthogonal", "gaussian", "identity")
 
-# Inputs of each task as the generators in rnngrad.tasks make them: (mean over steps of ||x_t||^2, input size D).
-# copy: one one-hot symbol of 10 at every step. adding: a value channel (U[0,1] for "le", U[-1,1] for
-# "hochreiter": E v^2 = 1/3) and a marker channel with 2 ("le") or 4 ("hochreiter": two +1, first and last -1)
-# nonzero entries of magnitude 1 per sequence of about T steps; mean input (0.5, 2/T) for "le", (0, 0) for
-# "hochreiter" (values symmetric about 0; markers +1, +1, -1, -1).
-_COPY_SYMBOLS = 10
 
-
-def input_variance(task: str, T: int, variant: str | None = None) -> float:  # noqa: N803 - T is the papers' name
+def input_variance(task: str, T: float, variant: str) -> float:  # noqa: N803 - T is the papers' name
     """s^2 = Var((U x_t)_i) = E_t ||x_t||^2 / (3 D): U_ij ~ uniform(-1/sqrt(D), 1/sqrt(D)) has variance 1/(3D).
 
-    The input drive, averaged over the steps of a sequence and over the random U; NaN for a task without a
-    recorded input distribution (no theory is drawn then)."""
-    if task == "copy":
-        mean_square, n_in = 1.0, _COPY_SYMBOLS
-    elif task == "adding":
-        mean_square, n_in = 1.0 / 3.0 + (4.0 if variant == "hochreiter" else 2.0) / T, 2
-    else:
+    The input drive, averaged over the steps of a sequence (the task's own input_moments, at its default
+    parameters) and over the random U; NaN for an unknown task (no theory is drawn then)."""
+    if task not in tasks.REGISTRY:
         return math.nan
-    return mean_square / (3.0 * n_in)
+    _, mean_square = tasks.input_moments(task, round(T), variant)
+    return mean_square / (3.0 * tasks.n_inputs(task))
 
 
 def one_unit_drive(task: str, T: int, variant: str, activation: str, scale: float, seed: int) -> float:  # noqa: N803
     """u . E_t[x_t], the mean drive of a one-unit identity-initialised RNN at initialisation: u is the input weight
     row that the spec's seed draws (rnngrad.models.VanillaRNN; W = g I draws no random numbers before it), E_t[x_t]
-    the task's mean input (adding only; NaN for a task whose mean input depends on fields the spec lacks)."""
-    if task != "adding":
-        return math.nan
-    mean_input = torch.tensor([0.5, 2.0 / T] if variant == "le" else [0.0, 0.0], dtype=torch.float64)
-    model = VanillaRNN(2, 1, 1, activation, "identity", scale, seed)
-    return float(model.U.detach().double()[0] @ mean_input)
+    the task's mean input (its input_moments at its default parameters)."""
+    mean_input, _ = tasks.input_moments(task, T, variant)
+    model = VanillaRNN(tasks.n_inputs(task), 1, 1, activation, "identity", scale, seed)
+    return float(model.U.detach().double()[0] @ torch.from_numpy(mean_input))
 
 
 def _gauss_mean(n_quad: int = 4001, z_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:

@@ -256,13 +256,13 @@ class Run:
     def report(self, row: dict) -> None:
         """Progress at each evaluation: step, losses, gradient norm, speed and the time left."""
         start, start_step = self.clock
-        rate = (self.step - start_step) / max(time.perf_counter() - start, 1e-9)
         last = self.rows[-2] if len(self.rows) > 1 and self.rows[-2]["split"] == "train" else None
         train = f"train loss {last['loss']:.4g}, grad norm {last['grad_norm']:.3g}, " if last else ""
-        eta = f"{(self.spec['steps'] - self.step) / rate:.0f} s" if rate > 0 else "?"
-        self.progress(
-            f"step {self.step}/{self.spec['steps']}: {train}test loss {row['loss']:.4g}, {rate:.1f} steps/s, ETA {eta}"
-        )
+        speed = ""
+        if self.step > start_step:  # no speed before the first step of this process
+            rate = (self.step - start_step) / max(time.perf_counter() - start, 1e-9)
+            speed = f", {rate:.1f} steps/s, ETA {(self.spec['steps'] - self.step) / rate:.0f} s"
+        self.progress(f"step {self.step}/{self.spec['steps']}: {train}test loss {row['loss']:.4g}{speed}")
 
     def model_state(self) -> dict:
         """The model's tensors, each owning its storage: a parameter may be a view into a stack of runs

@@ -94,6 +94,13 @@ def baseline_loss(task: str, T: int, variant: str, **params) -> float:  # noqa: 
     return get(task).baseline_loss(checked["T"], variant, **_own(checked))
 
 
+def input_moments(task: str, T: int, variant: str, **params) -> tuple[np.ndarray, float]:  # noqa: N803
+    """E_t[x_t] and E_t ||x_t||^2 of the model's inputs over a sequence's steps: what the mean-field theory needs
+    of a task (rnngrad.theory)."""
+    checked = _check_params(task=task, variant=variant, T=T, n=1, seed=0, **params)
+    return get(task).input_moments(checked["T"], variant, **_own(checked))
+
+
 def sequence_length(task: str, T: int, variant: str, **params) -> int:  # noqa: N803
     """Number of input steps the model sees (the shortest sequence for variable lengths)."""
     checked = _check_params(task=task, variant=variant, T=T, n=1, seed=0, **params)

@@ -50,6 +50,14 @@ def generate(rng: np.random.Generator, T: int, n: int, variant: str) -> dict[str
     return _le(rng, T, n) if variant == "le" else _hochreiter(rng, T, n)
 
 
+def input_moments(T: int, variant: str) -> tuple[np.ndarray, float]:  # noqa: N803
+    """E_t[x_t] and E_t ||x_t||^2 over the T steps (the theory's input drive): values U[0,1) ("le": mean 1/2) or
+    U[-1,1) ("hochreiter": mean 0), mean square 1/3; markers two 1s ("le") or two 1s and two -1s ("hochreiter")."""
+    if variant == "le":
+        return np.array([0.5, 2.0 / T]), 1.0 / 3.0 + 2.0 / T
+    return np.zeros(2), 1.0 / 3.0 + 4.0 / T
+
+
 def baseline_loss(T: int, variant: str) -> float:  # noqa: N803
     """The best constant is the target's mean and its MSE the target's variance: 2/12 = 1/6 for "le";
     (2 - q)/48 for "hochreiter", where q is the chance that the first pair is marked (its value is then 0):

@@ -54,6 +54,16 @@ def generate(rng: np.random.Generator, T: int, n: int, variant: str, copy_len: i
     return {"x": x, "y": y, "mask": mask}
 
 
+def input_moments(T: int, variant: str, copy_len: int) -> tuple[np.ndarray, float]:  # noqa: N803
+    """E_t[x_t] and E_t ||x_t||^2 over the T + 2 copy_len steps (one-hot, so the mean square is 1): copy_len data
+    symbols uniform over 8, T - 1 + copy_len blanks, one delimiter."""
+    counts = np.zeros(N_SYMBOLS)
+    counts[:N_DATA] = copy_len / N_DATA
+    counts[BLANK] = T - 1 + copy_len
+    counts[DELIMITER] = 1
+    return counts / (T + 2 * copy_len), 1.0
+
+
 def baseline_loss(T: int, variant: str, copy_len: int) -> float:  # noqa: N803
     """Blanks are certain and each copied symbol is uniform over 8, so the mean cross-entropy over the loss
     positions is copy_len*ln 8/(T + 2 copy_len) for "all" and ln 8 for "copied"."""

@@ -67,6 +67,15 @@ def generate(rng: np.random.Generator, T: int, n: int, variant: str) -> dict[str
     return {"x": x, "y": y, "mask": mask}
 
 
+def input_moments(T: int, variant: str) -> tuple[np.ndarray, float]:  # noqa: N803
+    """E_t[x_t] and E_t ||x_t||^2 over the T steps (one-hot, so the mean square is 1): E first, B last, two
+    relevant symbols each X or Y with chance 1/2, the other T - 4 steps uniform over the 4 distractors."""
+    mean = np.zeros(N_SYMBOLS)
+    mean[:DISTRACTORS] = (T - 4) / (DISTRACTORS * T)
+    mean[[X, Y, E, B]] = 1.0 / T
+    return mean, 1.0
+
+
 def baseline_loss(T: int, variant: str) -> float:  # noqa: N803
     """ln 4: the best memoryless prediction gives each of the four equally likely classes probability 1/4."""
     return math.log(N_OUTPUTS)
