@@ -295,6 +295,15 @@ def no_data(ax: plt.Axes, note: str = "no data") -> None:
     ax.set_yticks([])
 
 
+def evaluation_rows(metrics: pd.DataFrame, out_path, title: str, xlabel: str, ylabel: str) -> pd.DataFrame | None:
+    """The metrics table's test-split rows; None, with the empty figure written, when there are none."""
+    test = metrics[metrics["split"] == "test"]
+    if test.empty:
+        empty_figure(out_path, title, xlabel, ylabel, "no data (no test rows)")
+        return None
+    return test
+
+
 def empty_figure(out_path, title: str, xlabel: str = "", ylabel: str = "", note: str = "no data") -> None:
     """The whole figure when its tables hold nothing to draw: one labelled axes with a note."""
     fig, ax = plt.subplots(figsize=(4.0, 2.6), layout="constrained")

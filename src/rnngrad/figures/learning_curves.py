@@ -54,10 +54,8 @@ def solve_points(test: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
-    runs, metrics = tables["runs"], tables["metrics"]
-    test = metrics[metrics["split"] == "test"]
-    if test.empty:
-        common.empty_figure(out_path, TITLE, XLABEL, YLABEL, "no data (no test rows)")
+    runs, test = tables["runs"], common.evaluation_rows(tables["metrics"], out_path, TITLE, XLABEL, YLABEL)
+    if test is None:
         return
     # clipped and unclipped runs of one model are drawn as two models ("IRNN + clip 1")
     arm = dict(zip(runs["run_id"], common.arm_labels(runs)[1], strict=True))

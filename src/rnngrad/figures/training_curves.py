@@ -25,10 +25,8 @@ BASELINE_COLOUR = "0.35"
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
-    runs, metrics = tables["runs"], tables["metrics"]
-    test = metrics[metrics["split"] == "test"]
-    if test.empty:
-        common.empty_figure(out_path, TITLE, XLABEL, YLABEL, "no data (no test rows)")
+    runs, test = tables["runs"], common.evaluation_rows(tables["metrics"], out_path, TITLE, XLABEL, YLABEL)
+    if test is None:
         return
     data = common.with_outcome(test, runs)
     data = data.assign(
