@@ -311,22 +311,23 @@ def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1, stack
 
     torch.set_num_threads(threads)
     out_dirs = [Path(runs_dir) / spec["run_id"] for spec in specs]
-    kept = [completed_status(spec, out_dir) is not None for spec, out_dir in zip(specs, out_dirs, strict=True)]
-    todo = [i for i, done in enumerate(kept) if not done]
+    kept = {i: completed_status(spec, out_dir) for i, (spec, out_dir) in enumerate(zip(specs, out_dirs, strict=True))}
+    todo = [i for i, status in kept.items() if status is None]
     batched = stack and can_batch([specs[i] for i in todo])
     print(f"group of {len(specs)} runs: {len(specs) - len(todo)} complete and kept, {len(todo)} to train "
           f"{'stacked (batched path)' if batched else 'one after another'}", flush=True)  # fmt: skip
     start = time.perf_counter()
     if batched:
-        train_batched([specs[i] for i in todo], [out_dirs[i] for i in todo])
+        trained = train_batched([specs[i] for i in todo], [out_dirs[i] for i in todo])
     else:
+        trained = []
         for position, i in enumerate(todo, start=1):
             print(f"group member {position}/{len(todo)}: {specs[i]['run_id']}", flush=True)
-            os.makedirs(out_dirs[i], exist_ok=True)
-            Run(specs[i], out_dirs[i]).run()
+            trained.append(train(specs[i], out_dirs[i]))
+    statuses = {**kept, **dict(zip(todo, trained, strict=True))}
     members = [
-        {"run_id": spec["run_id"], "status": read_json(out_dir / "status.json")["status"], "kept": done}
-        for spec, out_dir, done in zip(specs, out_dirs, kept, strict=True)
+        {"run_id": spec["run_id"], "status": statuses[i]["status"], "kept": kept[i] is not None}
+        for i, spec in enumerate(specs)
     ]
     seconds = round(time.perf_counter() - start, 3)
     return {"runs": members, "path": "batched" if batched else "sequential", "seconds": seconds, "threads": threads}
