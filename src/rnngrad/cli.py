@@ -38,7 +38,7 @@ def cmd_tables(args) -> None:
 
     run_dirs = [*args.run_dirs, *(read_run_list(args.run_list) if args.run_list else [])]
     if not run_dirs:
-        raise configuration.ConfigError("rnngrad tables: give run folders, or --run-list FILE (one a line)")
+        raise configuration.ConfigError("give run folders, or --run-list FILE (one a line)")
     for name, path in tables.write_tables(run_dirs, args.out_dir, args.success).items():
         print(f"wrote {name}: {path}")
 
