@@ -48,13 +48,12 @@ def backprop(
     dE/dh_t [B, T, H]: the recursion of models.Recurrence.backward, keeping what Omega needs."""
     act = get_activation(activation)
     slopes = act.df(states.detach().transpose(0, 1).contiguous())
-    grads = grad_states.detach().transpose(0, 1)
-    deltas = torch.empty_like(slopes)
+    deltas = slopes.mul(grad_states.detach().transpose(0, 1)).contiguous()  # dE/dh_t f'(a_t); carries added below
     carries = torch.zeros_like(slopes)
-    for t in range(slopes.shape[0] - 1, -1, -1):
-        torch.mul(grads[t] + carries[t], slopes[t], out=deltas[t])
-        if t > 0:
-            torch.mm(deltas[t], W.detach(), out=carries[t - 1])  # rows: delta^T W = (W^T delta)^T
+    delta_steps, carry_steps, slope_steps = deltas.unbind(0), carries.unbind(0), slopes.unbind(0)
+    for t in range(len(delta_steps) - 1, 0, -1):  # delta_t is complete here
+        torch.mm(delta_steps[t], W, out=carry_steps[t - 1])  # rows: delta_t^T W = (W^T delta_t)^T
+        delta_steps[t - 1].addcmul_(carry_steps[t - 1], slope_steps[t - 1])
     return deltas, carries, slopes
 
 
