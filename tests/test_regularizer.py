@@ -154,6 +154,19 @@ def test_contracting_tanh_is_penalised_and_its_gradient_grows_W():  # noqa: N802
     assert (grad * model.W.detach()).sum() < 0
 
 
+def test_a_step_with_every_relu_off_counts_one_and_adds_no_gradient():
+    model, x, y, mask = case("relu")
+    states, grad_states = readout_grads(model, x, y, mask)
+    states[:, 4] = 0.0  # h_5 = 0: f'(a_5) = 0, so the error reaches a_5 with norm 0 whatever W is
+    value, grad = omega(model.W, states, grad_states, "relu")
+    deltas, _, _ = backprop(model.W, states, grad_states, "relu")
+    # relu: f'(h) = f'(a) (1 where a > 0, else 0), so the states stand in for the pre-activations
+    expected_value, expected_grad, _, _ = autograd_omega(model.W, states, deltas.transpose(0, 1), "relu")
+    assert torch.isfinite(grad).all()
+    torch.testing.assert_close(value, expected_value, rtol=0, atol=1e-10)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-10)
+
+
 def test_float32_matches_float64():
     model, x, y, mask = case("tanh", hidden=16, batch=8, steps=30, scale=1.1)
     states, grad_states = readout_grads(model, x, y, mask)

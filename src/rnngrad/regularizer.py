@@ -11,14 +11,15 @@ along the error's own direction. Eq. 10: its gradient with respect to W only, a_
 
     dOmega/dW = sum over kept (k, b) of 2 (rho - 1) / (||n|| ||delta_{k+1}|| N_kept) delta_{k+1} (n * f'(a_k))^T,
 
-n = (W^T delta_{k+1}) * f'(a_k) (a term with n = 0 adds nothing: the norm's subgradient 0 there).
+n = (W^T delta_{k+1}) * f'(a_k). Where n = 0 (for relu: every unit off at step k, so n = 0 for every W) the
+term is 1 and its gradient is taken as 0.
 
 The authors' code (github.com/pascanur/trainingRNNs, RNN.py, commit 3f5df3f):
 - lines 189-215 build the term: ``tmp_reg`` over steps and batch; ``TT.grad(tmp_reg, W_hh)`` is taken on the
   placeholders ``d_ht`` and ``ht``, which ``theano.clone`` then replaces by dC/dh and h, so both are constants;
 - line 207 drops steps with ||dC/dh_k||^2 < ``state['bound']`` = 1e-20 (lines 67, 490); lines 208-209,
-  ``tmp_reg.mean(1).sum() / n_elems.sum()``, average over the batch, sum over time and divide by the share of
-  kept steps: the mean over the kept (step, sequence) pairs, as here;
+  ``tmp_reg.mean(1).sum() / n_elems.sum()``, average over the batch, sum over time and divide by the sum over time
+  of the batch's kept share: the mean over the kept (step, sequence) pairs, as here;
 - lines 216-217 add ``alpha * dOmega/dW_hh`` to the loss gradient of W_hh, and lines 219-230 clip the total
   norm afterwards: the regulariser's gradient is added before clipping (alpha = 2 in the code's example
   configuration, line 467; 4 in the paper's temporal-order runs).
