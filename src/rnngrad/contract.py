@@ -6,8 +6,8 @@ without pulling in the config's YAML and schema machinery or the figures.
 """
 
 SPEC_COLUMNS = (  # the spec fields every table row carries
-    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "seed",
-    "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
+    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "regularizer",
+    "seed", "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
 )  # fmt: skip
 LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
 RUN_FILES = (
@@ -18,7 +18,8 @@ RUN_FILES = (
     "model_init.pt",
     "model_final.pt",
 )
-TABLES = ("runs", "metrics", *LOG_TABLES)
+STREAMED_TABLES = ("metrics", *LOG_TABLES)  # a row a step or more: built run by run
+TABLES = ("runs", "lengths", *STREAMED_TABLES)  # lengths: each run's final test at its trained and extra lengths
 METHODS_OFF = {  # the spec keys of the papers' methods as a run without any of them has them (rnngrad.config)
     "regularizer": 0,
     "input_init": "fan_in",
