@@ -9,6 +9,7 @@ writes exactly the files it writes when trained alone.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -65,6 +66,42 @@ def frame_columns(frame: pd.DataFrame) -> dict:
 def columns_frame(saved: dict) -> pd.DataFrame:
     """The frame :func:`frame_columns` was given, with its dtypes."""
     return pd.DataFrame(saved["columns"]).astype(saved["dtypes"])
+
+
+def on_cpu(state):
+    """A nested state with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {key: on_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return [on_cpu(value) for value in state]
+    return state
+
+
+def content_sha256(state) -> str:
+    """sha256 of a nested state's keys, values and tensors' bytes (not of its pickle, whose bytes depend on which
+    equal strings happen to be one object)."""
+    digest = hashlib.sha256()
+
+    def visit(value) -> None:
+        if isinstance(value, torch.Tensor):
+            digest.update(f"tensor {value.dtype} {tuple(value.shape)}".encode())
+            digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            digest.update(f"dict {len(value)}".encode())
+            for key, item in value.items():
+                visit(key)
+                visit(item)
+        elif isinstance(value, list | tuple):
+            digest.update(f"list {len(value)}".encode())
+            for item in value:
+                visit(item)
+        else:  # numbers, strings, bools, None: repr is exact (floats print their shortest round-trip form)
+            digest.update(f"{type(value).__name__} {value!r}".encode())
+
+    visit(state)
+    return digest.hexdigest()
 
 
 def layout(state):
@@ -130,20 +167,25 @@ class Run:
         return self.out_dir / "checkpoint.pt"
 
     def checkpoint_state(self) -> dict:
-        """Everything a resume needs, as tensors, numbers, strings, lists and dicts only (no pickled objects), so
-        that it loads with ``torch.load(weights_only=True)``."""
-        return {
-            "spec": self.spec,
-            "step": self.step,
-            "model": self.model_state(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.get_state(),
-            "rows": self.rows,
-            "logs": {name: [frame_columns(frame) for frame in frames] for name, frames in self.logs.items()},
-        }
+        """Everything a resume needs, as CPU tensors, numbers, strings, lists and dicts only (no pickled objects),
+        so that it loads with ``torch.load(weights_only=True)``."""
+        return on_cpu(
+            {
+                "spec": self.spec,
+                "step": self.step,
+                "model": self.model_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.get_state(),
+                "rows": self.rows,
+                "logs": {name: [frame_columns(frame) for frame in frames] for name, frames in self.logs.items()},
+            }
+        )
 
     def save_checkpoint(self) -> None:
+        """The checkpoint, with the sha256 of its content: a damaged file that still unpickles (a flipped byte in
+        a tensor) is then refused too."""
         state = self.checkpoint_state()
+        state["sha256"] = content_sha256(state)
         atomic_write(self.checkpoint_path, lambda tmp: save_torch(state, tmp))
 
     def try_resume(self) -> bool:
@@ -159,6 +201,8 @@ class Run:
             state = torch.load(self.checkpoint_path, weights_only=True, map_location="cpu")
             if state["spec"] != self.spec:
                 return False
+            if content_sha256({key: value for key, value in state.items() if key != "sha256"}) != state.get("sha256"):
+                raise ValueError("its content does not match the sha256 it was written with")
             if any(layout(state[key]) != layout(fresh[key]) for key in ("model", "optimizer", "sampler")):
                 raise ValueError("its model, optimizer or sampler state does not fit this run")
             logs = {name: [columns_frame(saved) for saved in state["logs"][name]] for name in LOG_TABLES}
