@@ -9,7 +9,6 @@ writes exactly the files it writes when trained alone.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -21,6 +20,7 @@ import pandas as pd
 import torch
 
 from rnngrad import gradients, stopping, tasks
+from rnngrad.checkpoints import columns_frame, content_sha256, frame_columns, layout, on_cpu
 from rnngrad.contract import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, locked_folders, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
@@ -56,63 +56,6 @@ def save_torch(obj, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     Path(path).write_bytes(buffer.getbuffer())
-
-
-def frame_columns(frame: pd.DataFrame) -> dict:
-    """A log frame as plain lists and dtype names, which ``torch.load(weights_only=True)`` reads back."""
-    return {"columns": {name: frame[name].tolist() for name in frame}, "dtypes": frame.dtypes.astype(str).to_dict()}
-
-
-def columns_frame(saved: dict) -> pd.DataFrame:
-    """The frame :func:`frame_columns` was given, with its dtypes."""
-    return pd.DataFrame(saved["columns"]).astype(saved["dtypes"])
-
-
-def on_cpu(state):
-    """A nested state with every tensor on the CPU."""
-    if isinstance(state, torch.Tensor):
-        return state.cpu()
-    if isinstance(state, dict):
-        return {key: on_cpu(value) for key, value in state.items()}
-    if isinstance(state, list | tuple):
-        return [on_cpu(value) for value in state]
-    return state
-
-
-def content_sha256(state) -> str:
-    """sha256 of a nested state's keys, values and tensors' bytes (not of its pickle, whose bytes depend on which
-    equal strings happen to be one object)."""
-    digest = hashlib.sha256()
-
-    def visit(value) -> None:
-        if isinstance(value, torch.Tensor):
-            digest.update(f"tensor {value.dtype} {tuple(value.shape)}".encode())
-            digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(value, dict):
-            digest.update(f"dict {len(value)}".encode())
-            for key, item in value.items():
-                visit(key)
-                visit(item)
-        elif isinstance(value, list | tuple):
-            digest.update(f"list {len(value)}".encode())
-            for item in value:
-                visit(item)
-        else:  # numbers, strings, bools, None: repr is exact (floats print their shortest round-trip form)
-            digest.update(f"{type(value).__name__} {value!r}".encode())
-
-    visit(state)
-    return digest.hexdigest()
-
-
-def layout(state):
-    """A nested state's keys, lengths, and tensor shapes and dtypes, without its values."""
-    if isinstance(state, torch.Tensor):
-        return tuple(state.shape), state.dtype
-    if isinstance(state, dict):
-        return {key: layout(value) for key, value in state.items()}
-    if isinstance(state, list | tuple):
-        return [layout(value) for value in state]
-    return type(state)
 
 
 def grad_norm(params) -> float:
@@ -208,7 +151,7 @@ class Run:
             logs = {name: [columns_frame(saved) for saved in state["logs"][name]] for name in LOG_TABLES}
             step, rows = int(state["step"]), list(state["rows"])
         except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, the answer is the same
-            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
             print(
                 f"{self.spec['run_id']}: ERROR: refused checkpoint {self.checkpoint_path} ({reason}). It is not a "
                 "checkpoint rnngrad wrote (only tensors, numbers and strings are read; nothing in it was run) or it "
