@@ -78,3 +78,12 @@ def test_fsync_benchmark_tiny_mode_reports_two_syncs_per_run_file(tmp_path):
     assert report["ratio"] > 0 and report["seconds_in_file_fsyncs_per_run"] > 0
     assert {"cpu", "vector_isa", "cores"} <= set(report["machine"]) and report["filesystem"]
     assert [p.name for p in tmp_path.iterdir()] == ["fsync.json"]  # its runs and datasets were removed
+
+
+def test_written_files_get_the_umasks_mode_so_a_group_can_read_them(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        target = atomic_write(tmp_path / "status.json", lambda tmp: tmp.write_text("{}"))
+    finally:
+        os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o640

@@ -9,8 +9,8 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -36,9 +36,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     and leaves neither the temporary file nor anything new under ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # Created with mode 0o666 less the umask, as any new file (mkstemp's 0o600 would hide results from a group)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
         _fsync(tmp)
