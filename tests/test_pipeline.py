@@ -256,6 +256,7 @@ def test_sigterm_to_a_training_job_loses_no_step_and_a_second_snakemake_is_refus
     while (pid := training_job(workdir, process.pid, "lengths")) is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert pid is not None, "no lengths training job with a checkpoint was seen"
+    time.sleep(0.5)  # on into the steps after the checkpoint (350 of them are left, at about 50 steps/s or more)
     os.kill(pid, signal.SIGTERM)
     second = snakemake(workdir, "--configfile", "config/smoke.yaml", check=False)
     running = process.poll() is None
