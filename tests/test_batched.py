@@ -132,7 +132,7 @@ def test_killed_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # n
         with pytest.raises(KeyboardInterrupt):
             train_batched(specs, killed)
     assert saved[-1] == 20 and (killed[0] / "status.json").exists()
-    assert [torch.load(d / "checkpoint.pt", weights_only=False)["step"] for d in killed[1:]] == [20, 10]
+    assert [torch.load(d / "checkpoint.pt", weights_only=True)["step"] for d in killed[1:]] == [20, 10]
     mtime = (killed[0] / "status.json").stat().st_mtime_ns
     assert as_text(train_batched(specs, killed)) == as_text(statuses)
     assert (killed[0] / "status.json").stat().st_mtime_ns == mtime  # skipped, not retrained

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,6 +215,66 @@ def test_killed_workflow_reruns_to_the_same_outputs(smoke, tmp_path):
         pd.testing.assert_frame_equal(resumed[name], frame, check_exact=True, obj=name)
     for name in smoke_config()["figures"]:
         assert (workdir / FIGURES / f"{name}.png").stat().st_size > 10_000
+
+
+def training_job(workdir: Path, root_pid: int, experiment: str) -> int | None:
+    """The pid of a `rnngrad train` process under root_pid (Snakemake) training a group of `experiment` one of
+    whose runs holds a checkpoint, read from /proc; None when there is none."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+    pending = [root_pid]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if argv[1:4] != ["-m", "rnngrad", "train"] or f"/groups/{experiment}/" not in argv[argv.index("--specs") + 1]:
+            continue
+        specs = json.loads((workdir / argv[argv.index("--specs") + 1]).read_text())
+        if any((workdir / RESULTS / "runs" / experiment / s["run_id"] / "checkpoint.pt").exists() for s in specs):
+            return pid
+    return None
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_training_job_loses_no_step_and_a_second_snakemake_is_refused(smoke, tmp_path):
+    """SIGTERM to a training job between checkpoints (what a time limit sends first): the job checkpoints each
+    active run at the step it reached and fails, Snakemake goes on with the other jobs and ends failed, and the
+    rerun resumes those runs at exactly those steps, ending with the uninterrupted run's tables. Meanwhile a second
+    Snakemake on the same output root is refused by Snakemake's lock."""
+    workdir = copy_workflow(tmp_path)
+    command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2"]
+    command += ["--configfile", "config/smoke.yaml"]
+    process = subprocess.Popen(
+        command, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while (pid := training_job(workdir, process.pid, "lengths")) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pid is not None, "no lengths training job with a checkpoint was seen"
+    time.sleep(0.5)  # on into the steps after the checkpoint (350 of them are left, at about 50 steps/s or more)
+    os.kill(pid, signal.SIGTERM)
+    second = snakemake(workdir, "--configfile", "config/smoke.yaml", check=False)
+    running = process.poll() is None
+    assert process.wait(timeout=600) != 0, "the signalled job was taken as done"
+    assert running and second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
+    logs = "".join(path.read_text() for path in workdir.glob("logs/smoke/train/lengths/**/*.log"))
+    stopped = re.findall(r"^(\S+): stopped by signal SIGTERM at step (\d+)", logs, re.MULTILINE)
+    assert stopped, logs[-3000:]
+    snakemake(workdir, "--configfile", "config/smoke.yaml")
+    logs = "".join(path.read_text() for path in workdir.glob("logs/smoke/train/lengths/**/*.log"))
+    for run_id, step in stopped:
+        assert f"{run_id}: resumed at step {step} from checkpoint.pt" in logs
+    clean, resumed = read_tables(smoke), read_tables(workdir)
+    assert sorted(resumed) == sorted(clean)
+    for name, frame in clean.items():
+        pd.testing.assert_frame_equal(resumed[name], frame, check_exact=True, obj=name)
 
 
 @pytest.mark.slow

@@ -186,7 +186,7 @@ def test_group_resumes_after_sigkill_with_identical_files(datasets, tmp_path):
     process.wait()
     assert checkpoint.exists(), "the group ended before its second member's first checkpoint: make it longer"
     assert not (killed / "m1" / "status.json").exists()
-    resumed_from = torch.load(checkpoint, weights_only=False)["step"]
+    resumed_from = torch.load(checkpoint, weights_only=True)["step"]
     assert 0 < resumed_from < 400
     (killed / "m1" / "model_init.pt").unlink()
     status = train_group(specs, killed, stack=False)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from rnngrad import tasks
+from rnngrad import stopping, tasks
 from rnngrad.losses import metrics, position_losses
 from rnngrad.models import ACTIVATIONS
 from rnngrad.optim import ADAM_BETAS, EPS
@@ -251,6 +251,7 @@ def train_batched(specs: list[dict], out_dirs: list[str | Path]) -> list[dict]:
     if runs:
         group = Group(list(runs.values()))
         while group.active:
+            stopping.stop_if_requested(group.active)
             group.step()
         done.update({i: group.statuses[run] for i, run in runs.items()})
     return [done[i] for i in range(len(specs))]

@@ -10,6 +10,11 @@ from pathlib import Path
 from rnngrad import config as configuration
 from rnngrad import tables, tasks
 from rnngrad.figures import figure_module
+from rnngrad.io import DiskFullError, FolderLockedError
+from rnngrad.stopping import Stopped
+
+# Errors a user can fix (a config, a dataset, a run file, a full disk, a busy run folder): one line, no traceback.
+USER_ERRORS = (configuration.ConfigError, tasks.DatasetError, tables.RunFileError, DiskFullError, FolderLockedError)
 
 
 def _param(item: str) -> tuple[str, int]:
@@ -25,9 +30,11 @@ def cmd_generate(args) -> None:
 
 def cmd_train(args) -> None:
     from rnngrad.io import read_json, write_json
+    from rnngrad.stopping import handled
     from rnngrad.train import train_group
 
-    status = train_group(read_json(args.specs), args.runs_dir, args.threads, stack=not args.sequential)
+    with handled():  # SIGTERM/SIGUSR1: checkpoint every active run, then exit 128 + signal (failed)
+        status = train_group(read_json(args.specs), args.runs_dir, args.threads, stack=not args.sequential)
     if args.out:
         write_json(args.out, status)
     print(json.dumps(status, sort_keys=True))
@@ -175,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (configuration.ConfigError, tasks.DatasetError, tables.RunFileError) as err:
+    except USER_ERRORS as err:
         print(f"rnngrad {args.stage}: {err}", file=sys.stderr)
         return 2
+    except Stopped as stop:
+        print(f"rnngrad {args.stage}: {stop}", file=sys.stderr)
+        return stop.exit_status
     return 0

@@ -9,8 +9,10 @@ writes exactly the files it writes when trained alone.
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -18,9 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnngrad import gradients, regularizer, tasks
+from rnngrad import gradients, regularizer, stopping, tasks
+from rnngrad.checkpoints import columns_frame, content_sha256, frame_columns, layout, on_cpu
 from rnngrad.contract import LOG_TABLES, RUN_FILES
-from rnngrad.io import atomic_write, file_sha256, mismatched_files, read_json, write_json, write_parquet
+from rnngrad.io import atomic_write, file_sha256, locked_folders, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import build_model
 from rnngrad.optim import Optimizer
@@ -54,9 +57,11 @@ def log_steps(spec: dict) -> dict[int, bool]:
 
 
 def save_torch(obj, path: Path) -> None:
-    """torch.save through a file object: the archive then holds no file name, so equal states give equal bytes."""
-    with open(path, "wb") as handle:
-        torch.save(obj, handle)
+    """torch.save into memory, then one plain write: the archive holds no file name, so equal states give equal
+    bytes, and a full disk raises OSError ENOSPC (torch's own file writer reports it as an unrelated RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    Path(path).write_bytes(buffer.getbuffer())
 
 
 def fresh_batch(spec: dict, step: int) -> tuple[int, dict[str, np.ndarray]]:
@@ -136,29 +141,61 @@ class Run:
     def checkpoint_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
 
+    def checkpoint_state(self) -> dict:
+        """Everything a resume needs, as CPU tensors, numbers, strings, lists and dicts only (no pickled objects),
+        so that it loads with ``torch.load(weights_only=True)``."""
+        return on_cpu(
+            {
+                "spec": self.spec,
+                "step": self.step,
+                "model": self.model_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.get_state(),
+                "rows": self.rows,
+                "logs": {name: [frame_columns(frame) for frame in frames] for name, frames in self.logs.items()},
+            }
+        )
+
     def save_checkpoint(self) -> None:
-        state = {
-            "spec": self.spec,
-            "step": self.step,
-            "model": self.model_state(),
-            "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.get_state(),
-            "rows": self.rows,
-            "logs": self.logs,
-        }
+        """The checkpoint, with the sha256 of its content: a damaged file that still unpickles (a flipped byte in
+        a tensor) is then refused too."""
+        state = self.checkpoint_state()
+        state["sha256"] = content_sha256(state)
         atomic_write(self.checkpoint_path, lambda tmp: save_torch(state, tmp))
 
     def try_resume(self) -> bool:
-        """Restore the last checkpoint of this same spec, if any; a checkpoint of another spec is ignored."""
+        """Restore the last checkpoint of this same spec, if any; a checkpoint of another spec is ignored.
+
+        Loaded with ``weights_only=True``: a file holding anything but tensors, numbers and strings (a tampered
+        pickle that would run code), or a truncated or damaged one, is refused with an error naming it, nothing in
+        it is run, and the run restarts from its initial state (the next checkpoint replaces the file)."""
         if not self.checkpoint_path.exists():
             return False
-        state = torch.load(self.checkpoint_path, weights_only=False, map_location=self.device)
-        if state["spec"] != self.spec:
+        fresh = self.checkpoint_state()
+        try:
+            state = torch.load(self.checkpoint_path, weights_only=True, map_location="cpu")
+            if state["spec"] != self.spec:
+                return False
+            if content_sha256({key: value for key, value in state.items() if key != "sha256"}) != state.get("sha256"):
+                raise ValueError("its content does not match the sha256 it was written with")
+            if any(layout(state[key]) != layout(fresh[key]) for key in ("model", "optimizer", "sampler")):
+                raise ValueError("its model, optimizer or sampler state does not fit this run")
+            logs = {name: [columns_frame(saved) for saved in state["logs"][name]] for name in LOG_TABLES}
+            step, rows = int(state["step"]), list(state["rows"])
+        except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, the answer is the same
+            reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+            print(
+                f"{self.spec['run_id']}: ERROR: refused checkpoint {self.checkpoint_path} ({reason}). It is not a "
+                "checkpoint rnngrad wrote (only tensors, numbers and strings are read; nothing in it was run) or it "
+                "is damaged; the run restarts from its initial state (step 0) and its next checkpoint replaces it",
+                file=sys.stderr,
+                flush=True,
+            )
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.set_state(state["sampler"])
-        self.step, self.rows, self.logs = state["step"], state["rows"], state["logs"]
+        self.step, self.rows, self.logs = step, rows, logs
         return True
 
     def evaluate(self, data: tuple | None = None, split: str = "test", length: int | None = None) -> dict:
@@ -246,6 +283,7 @@ class Run:
         status.json's content."""
         self.start()
         while self.step < self.spec["steps"]:
+            stopping.stop_if_requested([self])
             self.before_step()
             if self.solved_at is not None or not self.end_step(self.train_step()):
                 break
@@ -374,11 +412,18 @@ def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1, stack
     Members already complete (same spec, same training code, files intact) are kept, so a group killed part-way
     resumes where it stopped: finished members are kept, interrupted ones resume from their checkpoints.
     Returns the group's status: each member's outcome, whether it was kept, the path taken and the wall time.
+    The members' folders are locked for the whole job (:func:`rnngrad.io.locked_folders`): a folder that another
+    live process is writing into stops the job before it writes anything.
     """
-    from rnngrad.batched import can_batch, train_batched, unstacked_methods  # it builds on Run: not at the top
-
     torch.set_num_threads(threads)
     out_dirs = [Path(runs_dir) / spec["run_id"] for spec in specs]
+    with locked_folders(out_dirs):
+        return _train_group(specs, out_dirs, threads, stack)
+
+
+def _train_group(specs: list[dict], out_dirs: list[Path], threads: int, stack: bool) -> dict:
+    from rnngrad.batched import can_batch, train_batched, unstacked_methods  # it builds on Run: not at the top
+
     kept = {i: completed_status(spec, out_dir) for i, (spec, out_dir) in enumerate(zip(specs, out_dirs, strict=True))}
     todo = [i for i, status in kept.items() if status is None]
     batched = stack and can_batch([specs[i] for i in todo])

@@ -25,6 +25,8 @@ rule train:
         specs=lambda wc: rnngrad_groups.specs_path(RESULTS, wc.experiment, wc.group),
         specs_sha256=lambda wc: PLAN_SHA256[(wc.experiment, wc.group)],
         runs_dir=lambda wc: f"{RESULTS}/runs/{wc.experiment}",
+    # exec: Python replaces the shell, so that a stop signal sent to the job's processes (a time limit) finds
+    # training, which checkpoints and exits as failed, instead of a shell that dies at once and leaves it orphaned
     shell:
-        "python -m rnngrad train --specs {params.specs} --runs-dir {params.runs_dir} --threads {threads}"
+        "exec python -m rnngrad train --specs {params.specs} --runs-dir {params.runs_dir} --threads {threads}"
         " --out {output} > {log} 2>&1"
