@@ -35,4 +35,4 @@ def metrics(task: str, outputs: torch.Tensor, targets: torch.Tensor, mask: torch
     module = tasks.get(task)
     with torch.no_grad():
         metric, seq_solved_frac = module.metrics(outputs, targets, mask)
-    return {"metric": metric, "metric_name": module.METRIC_NAME, "seq_solved_frac": seq_solved_frac}
+    return {"metric": float(metric), "metric_name": module.METRIC_NAME, "seq_solved_frac": float(seq_solved_frac)}
