@@ -102,10 +102,10 @@ class StackedRNN(torch.autograd.Function):
         flat_states = states.view(members, steps * batch, hidden)
         grad_h = torch.bmm(flat_grad.transpose(1, 2), V).view(states.shape)  # dL/dh_t from the readout
         deltas = act.df(states)  # f'(a_t), turned into delta_t in place below
-        carry = None  # W^T delta_{t+1}
         for t in reversed(range(steps)):  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t)
-            arriving = grad_h[:, t] if carry is None else grad_h[:, t].add_(carry)
-            carry = torch.bmm(deltas[:, t].mul_(arriving), W)
+            delta = deltas[:, t].mul_(grad_h[:, t])
+            if t:  # W^T delta_t joins dL/dh_{t-1}, in place
+                grad_h[:, t - 1].baddbmm_(delta, W)
         flat_deltas = deltas.view(members, steps * batch, hidden)
         # h_0 = 0: grad_W sums delta_t h_{t-1}^T over steps 2..T, each member's rows in one bmm.
         grad_W = torch.bmm(
