@@ -4,13 +4,16 @@ At small shapes a training step is mostly per-op overhead, which K runs stacked 
 Everything but the update stays per member: each member is a :class:`rnngrad.train.Run` that owns its sampler
 generator, rows, logs, evaluation, gradient logging, checkpoints and files, and its parameters and optimizer
 buffers are views into the stacked [K, ...] tensors, so its model, state_dict and checkpoints see the stacked
-values. Only the update is stacked: forward, explicit backpropagation through time, loss, gradient norm, clipping
-and the optimizer step (optim.py's rules).
+values. The update is stacked, and nothing on its path is per member but each member's draw of its batch indices
+from its own generator: one gather of every member's batch, forward, explicit backpropagation through time,
+loss, batch metrics, gradient norm, clipping and the optimizer step (optim.py's rules), and one read of the
+[4, K] numbers that become the members' train rows.
 
 A member's numbers never depend on the others: every op is per element, reduces within a member, or is a batched
 matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias gradient is reduced
 member-major; tests/test_batched.py checks it, and a sweep over H 1..128, B 8..64, T 5..50 and both tasks found
-only the copy task at H=1 failing, which :func:`stackable` excludes). So a diverging member (NaN/Inf loss or
+only the copy task at H=1 failing, which :func:`stackable` excludes; odd shapes below that range, such as H=7 with
+B=5, can differ in the last bit). So a diverging member (NaN/Inf loss or
 gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
 resumes bit for bit, members at different steps included. Against the sequential path the numbers agree within
 float32 rounding only: batched matmuls and reductions round differently from mm and full reductions (see
