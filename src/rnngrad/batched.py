@@ -9,12 +9,13 @@ from its own generator: one gather of every member's batch, forward, explicit ba
 loss, batch metrics, gradient norm, clipping and the optimizer step (optim.py's rules), and one read of the
 [4, K] numbers that become the members' train rows.
 
-A member's numbers never depend on the others: every op is per element, reduces within a member, or is a batched
-matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias gradient is reduced
-member-major; tests/test_batched.py checks it, and a sweep over H 1..128, B 8..64, T 5..50 and both tasks found
-only the copy task at H=1 failing, which :func:`stackable` excludes; odd shapes below that range, such as H=7 with
-B=5, can differ in the last bit). So a diverging member (NaN/Inf loss or
-gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
+A member's numbers do not depend on the others, at the shapes checked: every op is per element, reduces within a
+member, or is a batched matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias
+gradient is reduced member-major; tests/test_batched.py checks it, and a sweep over H in {1, 2, 3, 8, 16, 31, 32,
+50, 64, 128}, B in {8, 16, 24, 32, 64}, T in {5, 50} and both tasks kept every member's bits but for the copy task
+at H=1, which :func:`stackable` excludes, and H=31, where one member's grad_U differed in the last bit, as it did at
+H=7 with B=5; the sweep of the step-major version before it also failed at H=50). So a diverging member (NaN/Inf
+loss or gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
 resumes bit for bit, members at different steps included. Against the sequential path the numbers agree within
 float32 rounding only: batched matmuls and reductions round differently from mm and full reductions (see
 tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_batch` sends only CPU groups here.
