@@ -15,7 +15,7 @@ the numbers hold on a shared, loaded machine where wall time mostly measures the
 Shapes: the defaults (H=32, B=32, T=50, adding, tanh, Adam, --steps updates) and H=128, B=64, T=100 (--big-steps
 updates in the full runs, to keep the benchmark short). Pure steps are measured for every K of --k, full runs for
 the first. --sweep adds the shape rule's measurement: the pure-step ratio, batched group against one run, at
-K = the first of --k, T = 50, for hidden x batch_size from 256 to 8192 (what rnngrad.batched.MAX_BATCHED_CELLS
+K = the first of --k, T = 50, for hidden x batch_size from 64 to 8192 (what rnngrad.batched.MAX_BATCHED_CELLS
 rests on). Prints and writes (--out) a JSON with the machine; --tiny runs every part at toy sizes in seconds (the
 test suite does).
 """

@@ -155,8 +155,8 @@ def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamesp
 )
 def test_a_members_gradients_do_not_depend_on_the_group(task, hidden, batch, steps):
     """What the bit-for-bit guarantees rest on (divergence, resume with members at different steps): a member's
-    loss, gradient norm, batch metrics and gradients are the same bits in a group of three as alone. Scalar case, default shapes,
-    copy."""
+    loss, gradient norm, batch metrics and gradients are the same bits in a group of three as alone. Scalar case,
+    default shapes, copy."""
     generator = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(3):

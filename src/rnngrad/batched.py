@@ -42,12 +42,12 @@ SHARED_KEYS = (
     "model", "task", "variant", "task_params", "T", "train_data", "test_data", "activation", "hidden", "batch_size",
     "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "device",
 )  # fmt: skip
-# The shape rule, from benchmarks/groups.py and a sweep of its pure-step timing (K=12, T=50, adding, Adam, one
-# thread, CPU time, batched vs one run at a time): stacking pays while a member's step is mostly per-op overhead,
-# i.e. while its per-time-step matmul [B, H] x [H, H] is small. hidden * batch_size = 512: 1.8x, 1024 (the
-# defaults): 1.2-1.3x, 2048: 0.7x (H=64, B=32) and 1.0x (H=32, B=64), 4096: 0.7-0.8x, 8192 (H=128, B=64, T=100):
-# 0.5x. (Wall time on the loaded 2-core machine gave 2.3x at 1024; CPU time is the steadier measure.)
-MAX_BATCHED_CELLS = 1024
+# The shape rule, from `benchmarks/groups.py --sweep` (pure steps, K=12, T=50, adding, Adam, one thread, CPU time,
+# batched group vs one run; benchmarks/results/groups.json, measured on a loaded 2-core AMD EPYC, AVX2): stacking
+# pays while a member's per-time-step work is small. hidden * batch_size = 64: 4.7x, 256-512: 3.1x, 1024 (the
+# defaults): 2.8x, 2048: 1.8-1.9x, 4096: 1.7x, 8192 (H=128, B=64): 1.0x, where full runs at T=100 are slower
+# stacked than one after another (1.63x against 1.77x for a sequential group, both against one run a process).
+MAX_BATCHED_CELLS = 4096
 
 
 def stackable(specs: list[dict]) -> bool:
