@@ -13,9 +13,7 @@ on which the cost depends most.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import stat
 import statistics
@@ -24,25 +22,11 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import write
 
 from rnngrad import tasks
 from rnngrad.contract import METHODS_OFF
 from rnngrad.train import train
-
-
-def machine() -> dict:
-    """CPU model, vector ISA torch uses, cores, and the software that ran the benchmark."""
-    names = [
-        line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line
-    ]
-    model = names[0] if names else platform.processor()
-    return {
-        "cpu": model,
-        "vector_isa": torch.backends.cpu.get_cpu_capability(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
 
 
 def filesystem(path: Path) -> str:
@@ -114,21 +98,21 @@ def main() -> None:
             for sync in (True, False):
                 results[sync].append(timed_run(spec, Path(folder) / "run", sync))
     with_sync, without = (statistics.median(r[0] for r in results[sync]) for sync in (True, False))
-    report = {
-        "machine": machine(),
-        "filesystem": filesystem(Path(args.dir)),
-        "steps": steps,
-        "repeats": repeats,
-        "run_seconds_with_fsync": with_sync,
-        "run_seconds_without_fsync": without,
-        "ratio": with_sync / without,
-        "fsyncs_per_run": results[True][0][1],
-        "seconds_in_file_fsyncs_per_run": statistics.median(r[2] for r in results[True]),
-        "seconds_in_folder_fsyncs_per_run": statistics.median(r[3] for r in results[True]),
-    }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write(
+        args.out,
+        {
+            "benchmark": "fsync",
+            "filesystem": filesystem(Path(args.dir)),
+            "steps": steps,
+            "repeats": repeats,
+            "run_seconds_with_fsync": with_sync,
+            "run_seconds_without_fsync": without,
+            "ratio": with_sync / without,
+            "fsyncs_per_run": results[True][0][1],
+            "seconds_in_file_fsyncs_per_run": statistics.median(r[2] for r in results[True]),
+            "seconds_in_folder_fsyncs_per_run": statistics.median(r[3] for r in results[True]),
+        },
+    )
 
 
 if __name__ == "__main__":

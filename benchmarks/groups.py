@@ -1,6 +1,7 @@
 """Throughput of a group job (K runs in one process, one after another or batched) against one process per run.
 
-    PYTHONPATH=src python benchmarks/groups.py [--k 12] [--steps 300] [--big-steps 30] [--repeats 5]
+    PYTHONPATH=src python benchmarks/groups.py [--k 12 48] [--steps 300] [--big-steps 30] [--repeats 5]
+        [--sweep] [--out benchmarks/results/groups.json] [--tiny]
 
 Measured in one run on one thread, as CPU time (this process's, and its children's for the start-up), so that
 the numbers hold on a shared, loaded machine where wall time mostly measures the other jobs:
@@ -12,7 +13,11 @@ the numbers hold on a shared, loaded machine where wall time mostly measures the
   the end), as runs per second including the start-up: today's one process per run (start-up + train()), a
   sequential group job (one start-up + K train() calls) and a batched group job (one start-up + train_batched).
 Shapes: the defaults (H=32, B=32, T=50, adding, tanh, Adam, --steps updates) and H=128, B=64, T=100 (--big-steps
-updates in the full runs, to keep the benchmark short). Prints a markdown table.
+updates in the full runs, to keep the benchmark short). Pure steps are measured for every K of --k, full runs for
+the first. --sweep adds the shape rule's measurement: the pure-step ratio, batched group against one run, at
+K = the first of --k, T = 50, for hidden x batch_size from 64 to 8192 (what rnngrad.batched.MAX_BATCHED_CELLS
+rests on). Prints and writes (--out) a JSON with the machine; --tiny runs every part at toy sizes in seconds (the
+test suite does).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import write
 
 from rnngrad import tasks
 from rnngrad.batched import Group, can_batch, train_batched
@@ -76,12 +82,16 @@ def startup_seconds(repeats: int) -> float:
 def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[str, float]:
     """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved."""
     never = {"steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}
-    runs = [Run({**spec, **never}, root / f"pure{i}") for i, spec in enumerate(specs)]
-    for run in runs:
+
+    def started(spec: dict, out_dir: Path) -> Run:
+        run = Run({**spec, **never}, out_dir)
+        out_dir.mkdir(parents=True)
+        run.start()
         run.logged = {}  # nothing logged: only the updates are timed
-    group = Group([Run({**spec, **never}, root / f"pure-b{i}") for i, spec in enumerate(specs)])
-    for run in group.active:
-        run.logged = {}
+        return run
+
+    runs = [started(spec, root / f"pure{i}") for i, spec in enumerate(specs)]
+    group = Group([started(spec, root / f"pure-b{i}") for i, spec in enumerate(specs)])
 
     def loop(run: Run, n: int) -> None:  # the body of train.Run.run
         for _ in range(n):
@@ -107,6 +117,16 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
     return {name: count / statistics.median(times[name]) for name, (_, count) in modes.items()}
 
 
+def datasets(root: Path, T: int, n_train: int, n_test: int) -> dict:  # noqa: N803
+    """The default config's adding datasets (seeds 1 and 2) at length T."""
+    data = {}
+    for split, seed, n in (("train", 1, n_train), ("test", 2, n_test)):
+        data[split] = str(root / f"adding-T{T}-{split}.npz")
+        if not Path(data[split]).exists():
+            tasks.generate_file(data[split], "adding", T, n, seed, "le")
+    return data
+
+
 def full_runs(specs: list[dict], root: Path, startup: float) -> dict[str, float]:
     """Runs per second of whole runs at the default cadence, each job paying one start-up."""
     one = timed(lambda: train(specs[0], root / "one"))
@@ -122,41 +142,64 @@ def full_runs(specs: list[dict], root: Path, startup: float) -> dict[str, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--k", type=int, default=12, help="runs per group")
+    parser.add_argument("--k", type=int, nargs="+", default=[12, 48], help="runs per group (pure steps: each)")
     parser.add_argument("--steps", type=int, default=300, help="updates of a full run at the default shapes")
     parser.add_argument("--big-steps", type=int, default=30, help="updates of a full run at H=128")
-    parser.add_argument("--pure-steps", type=int, default=120, help="run-steps per timed repeat of pure steps")
+    parser.add_argument("--pure-steps", type=int, default=240, help="run-steps per timed repeat of pure steps")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sweep", action="store_true", help="also measure the shape rule (pure steps)")
+    parser.add_argument("--out", help="write the JSON here too")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes: checks that the benchmark runs")
     args = parser.parse_args()
+    if args.tiny:
+        args.k, args.steps, args.big_steps, args.pure_steps, args.repeats = [2, 3], 4, 2, 4, 1
     torch.set_num_threads(1)
-    startup = startup_seconds(3)
-    rows, builds = [], []
+    n_train = 64 if args.tiny else 2000
+    startup = startup_seconds(1 if args.tiny else 3)
+    shapes = ((8, 4, 6, 4), (16, 4, 8, 2)) if args.tiny else ((32, 32, 50, args.steps), (128, 64, 100, args.big_steps))
+    rows, sweep, builds = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for hidden, batch, T, steps in ((32, 32, 50, args.steps), (128, 64, 100, args.big_steps)):  # noqa: N806
-            data = {}
-            for split, seed, n in (("train", 1, 2000), ("test", 2, 256)):  # the default config's datasets
-                data[split] = str(root / f"adding-T{T}-{split}.npz")
-                tasks.generate_file(data[split], "adding", T, n, seed, "le")
-            specs = [make_spec(data, hidden, batch, T, steps, seed) for seed in range(args.k)]
+        for hidden, batch, T, steps in shapes:  # noqa: N806
+            data = datasets(root, T, n_train, 256)
+            shape = {"H": hidden, "B": batch, "T": T}
+            specs = [make_spec(data, hidden, batch, T, steps, seed) for seed in range(max(args.k))]
             build = statistics.median(timed(lambda spec=specs[0]: Run(spec, root / "build")) for _ in range(3))
-            shape = root / f"H{hidden}"
-            pure = pure_steps(specs, shape, args.pure_steps if hidden == 32 else args.pure_steps // 4, args.repeats)
-            full = full_runs(specs, shape, startup)
-            for mode in pure:
-                rows.append(
-                    f"| H={hidden} B={batch} T={T} | {mode} | {pure[mode]:.0f} | {pure[mode] / pure['one run']:.2f} "
-                    f"| {steps} | {full[mode]:.3f} | {full[mode] / full['one run']:.2f} |"
+            pure_n = args.pure_steps if hidden <= 32 else max(args.pure_steps // 4, 1)
+            for k in args.k:
+                pure = pure_steps(specs[:k], root / f"H{hidden}-K{k}", pure_n, args.repeats)
+                full = full_runs(specs[:k], root / f"H{hidden}-K{k}-full", startup) if k == args.k[0] else {}
+                for mode, rate in pure.items():
+                    row = {**shape, "K": k, "mode": mode, "pure_run_steps_per_s": round(rate, 1)}
+                    row["pure_ratio"] = round(rate / pure["one run"], 3)
+                    if full:
+                        row |= {"full_run_steps": steps, "full_runs_per_s": round(full[mode], 4)}
+                        row["full_ratio"] = round(full[mode] / full["one run"], 3)
+                    rows.append(row)
+            rows.append({**shape, "K": args.k[0], "mode": "can_batch", "can_batch": can_batch(specs[: args.k[0]])})
+            builds[f"H{hidden}"] = round(build * 1000, 1)
+        if args.sweep:
+            cells = ((8, 8), (16, 16), (32, 16), (32, 32), (32, 64), (64, 32), (64, 64), (128, 64))
+            for hidden, batch in cells[:2] if args.tiny else cells:
+                T = 6 if args.tiny else 50  # noqa: N806
+                data = datasets(root, T, n_train, 256)
+                specs = [make_spec(data, hidden, batch, T, 1, seed) for seed in range(args.k[0])]
+                pure = pure_steps(specs, root / f"sweep-H{hidden}-B{batch}", args.pure_steps, args.repeats)
+                ratio = pure["batched group"] / pure["one run"]
+                sweep.append(
+                    {"H": hidden, "B": batch, "cells": hidden * batch, "K": args.k[0], "ratio": round(ratio, 3)}
                 )
-            rows.append(f"| H={hidden} B={batch} T={T} | can_batch | {can_batch(specs)} | | | | |")
-            builds.append(f"{build * 1000:.0f} ms at H={hidden}")
-    print(
-        f"K = {args.k}, 1 thread, CPU time. Fixed cost of a run: start-up (a training job's imports) {startup:.2f} s;"
+    write(
+        args.out,
+        {
+            "benchmark": "groups",
+            "units": "CPU time of this process, 1 thread",
+            "startup_s": round(startup, 3),
+            "build_ms": builds,
+            "rows": rows,
+            "sweep": sweep,
+        },
     )
-    print(f"dataset load + model build {', '.join(builds)}.\n")
-    print("| shape | mode | pure run-steps/s | ratio | full-run steps | full runs/s incl. start-up | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
 
 
 if __name__ == "__main__":

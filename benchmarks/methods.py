@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -29,6 +26,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from _machine import write
 
 from rnngrad import config as configuration
 from rnngrad import tasks
@@ -45,17 +43,6 @@ ARMS = {
     "fresh_data": {"fresh_data": True},
     "mixed_lengths": {"fresh_data": True, "train_lengths": "half_to_one_and_a_half_T"},
 }
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def arm_spec(shape: str, arm: str, T: int, root: Path) -> dict:  # noqa: N803 - the papers' name
@@ -119,20 +106,7 @@ def main() -> None:
     repeats, block = (2, 2) if args.tiny else (args.repeats, args.block)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(shape, 20 if args.tiny else SHAPES[shape][3], repeats, block, Path(tmp)) for shape in SHAPES]
-    result = {
-        "cpu": cpu_model(),
-        "isa": torch.backends.cpu.get_cpu_capability(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "repeats": repeats,
-        "block": block,
-        "rows": rows,
-    }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write(args.out, {"benchmark": "methods", "repeats": repeats, "block": block, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Speed of one training step and of gradient logging, measured in one run (ratios, not absolute timings).
 
     python benchmarks/train_step.py [--hidden 128 --batch 64 --steps 100 --repeats 20] [--device cuda]
+        [--out benchmarks/results/train_step-H128.json] [--tiny]
 
 Reports, at H=128, B=64, T=100 on 1 thread by default:
 - ms per training step (forward + backward + Adam) of rnngrad's VanillaRNN (explicit BPTT backward) and of
@@ -10,15 +11,16 @@ Reports, at H=128, B=64, T=100 on 1 thread by default:
   Jacobian sample (4): a contributions-only logging event (what `logging.every: 1` adds to every step), a full
   event with the Jacobian spectra (what `spectra_every: 1` adds), and the default cadence (two full events, at
   step 0 and the end, over a run of --run-steps updates).
+Prints and writes (--out) a JSON with the machine; --tiny runs it at toy sizes in seconds (the test suite does).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
+from _machine import write
 
 from rnngrad.gradients import log_step
 from rnngrad.losses import masked_loss
@@ -75,7 +77,11 @@ def main() -> None:
     parser.add_argument("--log-batch", type=int, default=16)
     parser.add_argument("--jacobian-samples", type=int, default=4)
     parser.add_argument("--run-steps", type=int, default=300, help="updates of the run for the default cadence")
+    parser.add_argument("--out", help="write the JSON here too")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes: checks that the benchmark runs")
     args = parser.parse_args()
+    if args.tiny:
+        args.hidden, args.batch, args.steps, args.repeats, args.log_batch, args.run_steps = 8, 4, 5, 1, 2, 10
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     H, B, T, D, O = args.hidden, args.batch, args.steps, 10, 10  # noqa: N806, E741 - the usual names
@@ -87,7 +93,7 @@ def main() -> None:
     samples, run_steps = args.jacobian_samples, args.run_steps
     flops = 3 * 2 * B * T * (H * H + H * D + H * O)  # forward, and backward at twice the forward
 
-    n = 2048 if device.type == "cpu" else 8192
+    n = 128 if args.tiny else 2048 if device.type == "cpu" else 8192
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     matmul_ms = best_ms(lambda: (a @ b, torch.cuda.synchronize() if device.type == "cuda" else None), 5)
     peak = 2 * n**3 / matmul_ms / 1e6
@@ -117,7 +123,7 @@ def main() -> None:
             }
         )
     setup = {"H": H, "B": B, "T": T, "log_batch": args.log_batch, "jacobian_samples": samples, "run_steps": run_steps}
-    print(json.dumps({**setup, "threads": args.threads, "device": str(device), "rows": rows}, indent=1))
+    write(args.out, {"benchmark": "train_step", **setup, "threads": args.threads, "device": str(device), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -147,7 +147,8 @@ def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamesp
     n_in, n_out = (10, 10) if task == "copy" else (2, 1)
     model = VanillaRNN(n_in, hidden, n_out, "tanh", scale=1.5, seed=seed)
     optimizer = Optimizer("adam", model.parameters(), 0.01)
-    return SimpleNamespace(model=model, optimizer=optimizer, spec={"task": task, "activation": "tanh", "clip": clip})
+    spec = {"task": task, "activation": "tanh", "clip": clip, "error_rule": None}
+    return SimpleNamespace(model=model, optimizer=optimizer, spec=spec)
 
 
 @pytest.mark.parametrize(
@@ -155,18 +156,21 @@ def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamesp
 )
 def test_a_members_gradients_do_not_depend_on_the_group(task, hidden, batch, steps):
     """What the bit-for-bit guarantees rest on (divergence, resume with members at different steps): a member's
-    loss, gradient norm and gradients are the same bits in a group of three as alone. Scalar case, default shapes,
-    copy."""
+    loss, gradient norm, batch metrics and gradients are the same bits in a group of three as alone. Scalar case,
+    default shapes, copy."""
     generator = torch.Generator().manual_seed(0)
     batches = []
     for _ in range(3):
         x, y, mask = make_batch(task, batch, steps, int(torch.randint(100, (1,), generator=generator)))
         batches.append((x.float(), y.float() if y.is_floating_point() else y, mask))
-    grads, losses, norms, _ = Stack([stacked_member(task, hidden, seed) for seed in range(3)]).gradients(batches)
+    x, y, mask = (torch.stack(parts) for parts in zip(*batches, strict=True))
+    grads, numbers = Stack([stacked_member(task, hidden, seed) for seed in range(3)]).gradients(x, y, mask)
     for k in range(3):
-        alone = Stack([stacked_member(task, hidden, k)]).gradients(batches[k : k + 1])
-        assert (losses[k], norms[k]) == (alone[1][0], alone[2][0])
-        assert all(torch.equal(grad[k], grad_alone[0]) for grad, grad_alone in zip(grads, alone[0], strict=True))
+        alone, alone_numbers = Stack([stacked_member(task, hidden, k)]).gradients(
+            x[k : k + 1], y[k : k + 1], mask[k : k + 1]
+        )
+        assert torch.equal(numbers[:, k], alone_numbers[:, 0])  # loss, gradient norm, metric, share right
+        assert all(torch.equal(grad[k], grad_alone[0]) for grad, grad_alone in zip(grads, alone, strict=True))
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -193,10 +197,10 @@ def test_stacked_update_is_the_optimizers_bit_for_bit(optimizer):
             twin_optimizer.step()
         if step == 0:
             stack_1 = Stack([stacked[0], stacked[2]])
-            stack_1.update([g[[0, 2]] for g in grads], [norms[0], norms[2]])
+            stack_1.update([g[[0, 2]] for g in grads], torch.tensor([norms[0], norms[2]]))
             stack = Stack(stacked)
         else:
-            stack.update(grads, norms)
+            stack.update(grads, torch.tensor(norms))
     for (twin, twin_optimizer), member in zip(members, stacked, strict=True):
         for a, b in zip(twin.parameters(), member.model.parameters(), strict=True):
             assert torch.equal(a, b)

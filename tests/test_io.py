@@ -1,15 +1,10 @@
 """Atomic writes: a write that dies midway leaves the old file (or none), never a half-written one."""
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
-from rnngrad.contract import RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, write_json
 
 
@@ -57,27 +52,6 @@ def test_write_is_synced_before_the_rename_and_the_folder_after(tmp_path, monkey
     tmp = events[0][1]
     assert Path(tmp).parent == tmp_path and Path(tmp).name.startswith(".status.json.")
     assert events == [("fsync", tmp), ("replace", tmp, str(target)), ("fsync", str(tmp_path))]
-
-
-def test_fsync_benchmark_tiny_mode_reports_two_syncs_per_run_file(tmp_path):
-    """benchmarks/fsync.py --tiny: a 20-step run writes each run file once (no checkpoint is due), each write with
-    a file and a folder fsync."""
-    out = tmp_path / "fsync.json"
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "fsync.py"),
-        "--tiny",
-        "--dir",
-        str(tmp_path),
-        "--out",
-        str(out),
-    ]
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    report = json.loads(out.read_text())
-    assert report["fsyncs_per_run"] == 2 * len(RUN_FILES)
-    assert report["ratio"] > 0 and report["seconds_in_file_fsyncs_per_run"] > 0
-    assert {"cpu", "vector_isa", "cores"} <= set(report["machine"]) and report["filesystem"]
-    assert [p.name for p in tmp_path.iterdir()] == ["fsync.json"]  # its runs and datasets were removed
 
 
 def test_written_files_get_the_umasks_mode_so_a_group_can_read_them(tmp_path):

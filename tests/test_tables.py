@@ -4,11 +4,15 @@ metrics are chosen (no training needed)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
+import pytest
 
+from rnngrad import tables
 from rnngrad.io import file_sha256, write_json, write_parquet
 from rnngrad.tables import read_run, write_tables
 
@@ -91,3 +95,25 @@ def test_runs_table_carries_steps_to_solve(tmp_path):
     runs = pd.read_parquet(paths["runs"]).set_index("seed")
     assert runs.loc[0, "steps_to_solve"] == 10.0 and math.isnan(runs.loc[1, "steps_to_solve"])
     assert runs["steps_to_solve"].dtype == float
+
+
+def test_streamed_tables_join_each_runs_spec_whatever_the_chunking(tmp_path, monkeypatch):
+    """Every row carries its own run's spec columns, and the rows are the same whether the runs' rows are written
+    as one row group or as one a run; a run whose table has other columns is named."""
+    dirs = [tmp_path / "runs" / str(seed) for seed in range(3)]
+    for seed, run_dir in enumerate(dirs):
+        write_run(run_dir, "adding", [0.17, 0.05, 0.01, 0.001][: seed + 2], seed=seed)
+    whole = pd.read_parquet(write_tables(dirs, tmp_path / "whole", SUCCESS)["metrics"])
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 1)
+    path = write_tables(dirs, tmp_path / "chunked", SUCCESS)["metrics"]
+    assert pq.ParquetFile(path).num_row_groups == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(path), whole)
+    assert list(whole.groupby("seed").size()) == [4, 6, 8]  # two rows an evaluation
+    assert (whole.steps == whole.seed.map({0: 10, 1: 20, 2: 30})).all()
+    assert list(whole.columns[:3]) == ["experiment", "run_id", "task"] and whole.lr.eq(1e-3).all()
+    write_parquet(dirs[1] / "spectrum.parquet", pd.DataFrame({"step": [0], "other": [1.0]}))
+    status = json.loads((dirs[1] / "status.json").read_text())
+    status["sha256"]["spectrum.parquet"] = file_sha256(dirs[1] / "spectrum.parquet")
+    write_json(dirs[1] / "status.json", status)
+    with pytest.raises(tables.RunFileError, match="runs/1/spectrum.parquet: columns"):
+        write_tables(dirs, tmp_path / "mixed", SUCCESS)

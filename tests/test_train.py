@@ -159,7 +159,7 @@ def test_group_takes_the_batched_path_where_it_is_faster(datasets, tmp_path):
     assert train_group(specs, tmp_path)["runs"] == [
         {"run_id": s["run_id"], "status": "completed", "kept": True} for s in specs
     ]
-    big = [make_spec(datasets, run_id=f"b{seed}", seed=seed, steps=2, hidden=64, batch_size=32) for seed in (0, 1)]
+    big = [make_spec(datasets, run_id=f"b{seed}", seed=seed, steps=2, hidden=128, batch_size=64) for seed in (0, 1)]
     assert train_group(big, tmp_path)["path"] == "sequential"  # hidden x batch above the batched path's limit
 
 

@@ -4,14 +4,18 @@ At small shapes a training step is mostly per-op overhead, which K runs stacked 
 Everything but the update stays per member: each member is a :class:`rnngrad.train.Run` that owns its sampler
 generator, rows, logs, evaluation, gradient logging, checkpoints and files, and its parameters and optimizer
 buffers are views into the stacked [K, ...] tensors, so its model, state_dict and checkpoints see the stacked
-values. Only the update is stacked: forward, explicit backpropagation through time, loss, gradient norm, clipping
-and the optimizer step (optim.py's rules).
+values. The update is stacked, and nothing on its path is per member but each member's draw of its batch indices
+from its own generator: one gather of every member's batch, forward, explicit backpropagation through time,
+loss, batch metrics, gradient norm, clipping and the optimizer step (optim.py's rules), and one read of the
+[4, K] numbers that become the members' train rows.
 
-A member's numbers never depend on the others: every op is per element, reduces within a member, or is a batched
-matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias gradient is reduced
-member-major; tests/test_batched.py checks it, and a sweep over H 1..128, B 8..64, T 5..50 and both tasks found
-only the copy task at H=1 failing, which :func:`stackable` excludes). So a diverging member (NaN/Inf loss or
-gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
+A member's numbers do not depend on the others, at the shapes checked: every op is per element, reduces within a
+member, or is a batched matmul whose slices are separate matmuls (so the readout is written as V H^T and the bias
+gradient is reduced member-major; tests/test_batched.py checks it, and a sweep over H in {1, 2, 3, 8, 16, 31, 32,
+50, 64, 128}, B in {8, 16, 24, 32, 64}, T in {5, 50} and both tasks kept every member's bits but for the copy task
+at H=1, which :func:`stackable` excludes, and H=31, where one member's grad_U differed in the last bit, as it did at
+H=7 with B=5; the sweep of the step-major version before it also failed at H=50). So a diverging member (NaN/Inf
+loss or gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
 resumes bit for bit, members at different steps included. Against the sequential path the numbers agree within
 float32 rounding only: batched matmuls and reductions round differently from mm and full reductions (see
 tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_batch` sends only CPU groups here.
@@ -19,13 +23,14 @@ tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_bat
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import torch
 
 from rnngrad import stopping, tasks
-from rnngrad.losses import metrics, position_losses
+from rnngrad.losses import position_losses
 from rnngrad.models import ACTIVATIONS
 from rnngrad.optim import ADAM_BETAS, EPS
 from rnngrad.train import Run, completed_status, resolve_device
@@ -35,14 +40,14 @@ from rnngrad.train import Run, completed_status, resolve_device
 # activations would add an op per activation to every time step for no grouping the pipeline makes.
 SHARED_KEYS = (
     "model", "task", "variant", "task_params", "T", "train_data", "test_data", "activation", "hidden", "batch_size",
-    "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "device",
+    "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "device", "error_rule",
 )  # fmt: skip
-# The shape rule, from benchmarks/groups.py and a sweep of its pure-step timing (K=12, T=50, adding, Adam, one
-# thread, CPU time, batched vs one run at a time): stacking pays while a member's step is mostly per-op overhead,
-# i.e. while its per-time-step matmul [B, H] x [H, H] is small. hidden * batch_size = 512: 1.8x, 1024 (the
-# defaults): 1.2-1.3x, 2048: 0.7x (H=64, B=32) and 1.0x (H=32, B=64), 4096: 0.7-0.8x, 8192 (H=128, B=64, T=100):
-# 0.5x. (Wall time on the loaded 2-core machine gave 2.3x at 1024; CPU time is the steadier measure.)
-MAX_BATCHED_CELLS = 1024
+# The shape rule, from `benchmarks/groups.py --sweep` (pure steps, K=12, T=50, adding, Adam, one thread, CPU time,
+# batched group vs one run; benchmarks/results/groups.json, measured on a loaded 2-core AMD EPYC, AVX2): stacking
+# pays while a member's per-time-step work is small. hidden * batch_size = 64: 4.7x, 256-512: 3.1x, 1024 (the
+# defaults): 2.8x, 2048: 1.8-1.9x, 4096: 1.7x, 8192 (H=128, B=64): 1.0x, where full runs at T=100 are slower
+# stacked than one after another (1.63x against 1.77x for a sequential group, both against one run a process).
+MAX_BATCHED_CELLS = 4096
 
 
 def stackable(specs: list[dict]) -> bool:
@@ -74,51 +79,62 @@ def can_batch(specs: list[dict]) -> bool:
     return on_cpu and first["hidden"] * first["batch_size"] <= MAX_BATCHED_CELLS
 
 
-class StackedRecurrence(torch.autograd.Function):
-    """:class:`rnngrad.models.Recurrence` over a member axis, with the same explicit backward: x [K, T, B, D],
-    W [K, H, H], U [K, H, D], b [K, H] -> h_1..h_T as [K, T, B, H]. The states are kept step-major, [T, K, B, H],
-    so that each time step is one contiguous baddbmm; the matmuls over all steps are member-major (batched over
-    K, not over T*K small ones)."""
+class StackedRNN(torch.autograd.Function):
+    """:class:`rnngrad.models.VanillaRNN` over a member axis, with the same explicit backward: x [K, T, B, D], W
+    [K, H, H], U [K, H, D], b [K, H], V [K, O, H], c [K, O] -> outputs y_t = V h_t + c as [K, O, T, B].
+
+    Every [K, T, B, H] tensor is member-major and contiguous, so that no pass over the states copies them: a
+    time step is the strided slice [:, t] (as fast for baddbmm and the elementwise ops as a contiguous one), and
+    the sums over steps and sequences are one bmm over each member's [T*B, H] rows. The readout is inside, so
+    that dL/dh arrives member-major from one bmm too."""
 
     @staticmethod
-    def forward(ctx, x, W, U, b, act_name: str):  # noqa: N803 - the lecture's names
+    def forward(ctx, x, W, U, b, V, c, act_name: str):  # noqa: N803 - the lecture's names
         act = ACTIVATIONS[act_name]
         members, steps, batch, _ = x.shape
-        driven = torch.baddbmm(b[:, None], x.view(members, steps * batch, -1), U.transpose(1, 2))  # U x_t + b
-        states = driven.view(members, steps, batch, -1).transpose(0, 1).contiguous()
-        h = states.new_zeros(states.shape[1:])
+        flat_x = x.view(members, steps * batch, -1)
+        states = torch.baddbmm(b[:, None], flat_x, U.transpose(1, 2)).view(members, steps, batch, -1)  # U x_t + b
+        h = states.new_zeros(members, batch, states.shape[-1])
         w_t = W.transpose(1, 2)
-        for a in states.unbind(0):  # a_t = W h_{t-1} + U x_t + b, then h_t = f(a_t), both in place
-            h = act.f_(a.baddbmm_(h, w_t))
+        for t in range(steps):  # a_t = W h_{t-1} + U x_t + b, then h_t = f(a_t), both in place
+            h = act.f_(states[:, t].baddbmm_(h, w_t))
+        flat_states = states.view(members, steps * batch, -1)
+        # V H^T rather than H V^T: with one output (adding) the latter is a matrix-vector product, whose slices
+        # round differently with the number of members; the former's do not (tests/test_batched.py).
+        outputs = torch.baddbmm(c[..., None], V, flat_states.transpose(1, 2))
         ctx.act_name = act_name
-        ctx.save_for_backward(x, W, states)
-        return states.transpose(0, 1)
+        ctx.save_for_backward(flat_x, W, V, states)
+        return outputs.view(members, -1, steps, batch)
 
     @staticmethod
-    def backward(ctx, grad_states):
-        x, W, states = ctx.saved_tensors
+    def backward(ctx, grad_outputs):
+        flat_x, W, V, states = ctx.saved_tensors
         act = ACTIVATIONS[ctx.act_name]
+        members, steps, batch, hidden = states.shape
+        flat_grad = grad_outputs.reshape(members, -1, steps * batch)  # [K, O, T*B]
+        flat_states = states.view(members, steps * batch, hidden)
+        grad_h = torch.bmm(flat_grad.transpose(1, 2), V).view(states.shape)  # dL/dh_t from the readout
         deltas = act.df(states)  # f'(a_t), turned into delta_t in place below
-        carry = torch.zeros_like(states[0])  # W^T delta_{t+1}
-        grads = grad_states.transpose(0, 1).contiguous().unbind(0)  # step-major: adding strided slices is slow
-        for grad, delta in zip(reversed(grads), reversed(deltas.unbind(0)), strict=True):
-            carry = torch.bmm(delta.mul_(grad + carry), W)  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t)
-        # Member-major [K, T*B, H] for the sums over steps and sequences: einsum is several times slower, and
+        for t in reversed(range(steps)):  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t)
+            delta = deltas[:, t].mul_(grad_h[:, t])
+            if t:  # W^T delta_t joins dL/dh_{t-1}, in place
+                grad_h[:, t - 1].baddbmm_(delta, W)
+        flat_deltas = deltas.view(members, steps * batch, hidden)
+        # h_0 = 0: grad_W sums delta_t h_{t-1}^T over steps 2..T, each member's rows in one bmm.
+        grad_W = torch.bmm(
+            deltas[:, 1:].reshape(members, -1, hidden).transpose(1, 2), states[:, :-1].reshape(members, -1, hidden)
+        )
         # bmm is several times slower for grad_U = D^T X than for its transpose X^T D (few inputs per step).
-        flat_deltas = _member_major(deltas)
-        grad_W = torch.bmm(flat_deltas[:, deltas.shape[2] :].transpose(1, 2), _member_major(states[:-1]))  # h_0 = 0
-        grad_U = torch.bmm(x.view(x.shape[0], -1, x.shape[-1]).transpose(1, 2), flat_deltas).transpose(1, 2)
-        return None, grad_W, grad_U, flat_deltas.sum(1), None
+        grad_U = torch.bmm(flat_x.transpose(1, 2), flat_deltas).transpose(1, 2)
+        # As H^T dL/dy rather than dL/dy H: with one unit and one output the latter's slices round differently
+        # with the number of members (tests/test_batched.py).
+        grad_V = torch.bmm(flat_states.transpose(1, 2), flat_grad.transpose(1, 2)).transpose(1, 2)
+        return None, grad_W, grad_U, flat_deltas.sum(1), grad_V, flat_grad.sum(2), None
 
 
-def _member_major(steps: torch.Tensor) -> torch.Tensor:
-    """[T, K, B, F] -> [K, T*B, F], each member's rows in (t, b) order."""
-    return steps.transpose(0, 1).reshape(steps.shape[1], -1, steps.shape[-1])
-
-
-def _per_member(values: list[float], like: torch.Tensor) -> torch.Tensor:
-    """One number per member, shaped to broadcast over a stacked [K, ...] tensor."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One number per member ([K]), shaped to broadcast over a stacked [K, ...] tensor."""
+    return values.view(-1, *[1] * (like.dim() - 1))
 
 
 class Stack:
@@ -140,45 +156,50 @@ class Stack:
         for k, run in enumerate(runs):
             for key, stacked in self.buffers.items():
                 run.optimizer.buffers[key] = [buffer[k] for buffer in stacked]
+        clips = [run.spec["clip"] for run in runs]
+        self.clips = torch.tensor([math.inf if clip is None else clip for clip in clips], dtype=torch.float64)
 
-    def gradients(self, batches: list[tuple]) -> tuple[list[torch.Tensor], list[float], list[float], list[dict]]:
-        """Stacked gradients of every member's loss on its batch, and per member the loss, the gradient norm and
-        the batch metrics (the train row's numbers)."""
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every member's next training batch as [K, B, ...], gathered in one op: each member draws its sequence
+        numbers from its own sampler generator, exactly as alone (:meth:`rnngrad.train.Run.batch_index`), so
+        its batches do not depend on the group and a resumed generator continues them. The members share
+        their training set (:data:`SHARED_KEYS`)."""
+        index = torch.stack([run.batch_index() for run in self.runs])
+        return tuple(part[index] for part in self.runs[0].train_set)
+
+    def gradients(self, x, y, mask) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Stacked gradients of every member's loss on its batch (x [K, B, T, D], y and mask [K, B, T]), and per
+        member the train row's numbers as a [4, K] tensor: loss, gradient norm, metric, share of sequences right."""
         spec = self.runs[0].spec
-        x, y, mask = (torch.stack([part.transpose(0, 1) for part in parts]) for parts in zip(*batches, strict=True))
         leaves = [param.detach().requires_grad_() for param in self.params]
-        W, U, b, V, c = leaves  # noqa: N806 - the lecture's names
-        with torch.enable_grad():  # everything [K, T, B, ...]
-            states = StackedRecurrence.apply(x, W, U, b, spec["activation"])
-            members, steps, batch, hidden = states.shape
-            # V H^T rather than H V^T: with one output (adding) the latter is a matrix-vector product, whose slices
-            # round differently with the number of members; the former's do not (tests/test_batched.py).
-            outputs = torch.baddbmm(c[..., None], V, states.reshape(members, -1, hidden).transpose(1, 2))
-            outputs = outputs.transpose(1, 2).view(members, steps, batch, -1)
+        with torch.enable_grad():
+            outputs = StackedRNN.apply(x.transpose(1, 2).contiguous(), *leaves, spec["activation"])
+            # [K, B, T, O], contiguous whatever K: a view's layout would set the order of the sums below.
+            outputs = outputs.permute(0, 3, 2, 1).contiguous()
             losses = position_losses(spec["task"], outputs.flatten(0, 1), y.flatten(0, 1)).view(y.shape)
             loss = (losses * mask).sum((1, 2)) / mask.sum((1, 2))  # losses.masked_loss of each member
         grads = torch.autograd.grad(loss.sum(), leaves)
         norms = torch.linalg.vector_norm(torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1), dim=1)
-        losses_, norms_ = torch.stack([loss.detach(), norms]).tolist()
-        outputs, y, mask = outputs.detach().transpose(1, 2), y.transpose(1, 2), mask.transpose(1, 2)  # [K, B, T, ...]
-        batch_metrics = [metrics(spec["task"], outputs[k], y[k], mask[k]) for k in range(members)]
-        return list(grads), losses_, norms_, batch_metrics
+        rule = {} if spec["error_rule"] is None else {"error_rule": spec["error_rule"]}  # as losses.metrics
+        metric, right = tasks.get(spec["task"]).metrics(outputs.detach(), y, mask, **rule)
+        return list(grads), torch.stack([loss.detach(), norms, metric, right])
 
     @torch.no_grad()
-    def update(self, grads: list[torch.Tensor], norms: list[float]) -> None:
+    def update(self, grads: list[torch.Tensor], norms: torch.Tensor) -> None:
         """Clip each member's gradient (Pascanu et al.: g <- clip * g / ||g|| where ||g|| > clip), then one step
-        of the optimizer for every member, with :class:`rnngrad.optim.Optimizer`'s exact rules."""
-        clips = [run.spec["clip"] for run in self.runs]
-        if any(clip is not None and norm > clip for clip, norm in zip(clips, norms, strict=True)):
-            factors = [
-                clip / norm if clip is not None and norm > clip else 1.0
-                for clip, norm in zip(clips, norms, strict=True)
-            ]
-            grads = [grad.mul_(_per_member(factors, grad)) for grad in grads]
+        of the optimizer for every member, with :class:`rnngrad.optim.Optimizer`'s exact rules. Per-member
+        scalars are computed in float64 and rounded once, as Python floats are on the sequential path."""
+        norms = norms.double()
+        factors = torch.where(norms > self.clips, self.clips / norms, 1.0).float()  # x * 1.0 is x, bit for bit
+        grads = [grad.mul_(_per_member(factors, grad)) for grad in grads]
         optimizer = self.runs[0].optimizer  # name, lr, momentum and alpha are shared (SHARED_KEYS)
         for run in self.runs:
             run.optimizer.steps += 1
-        steps = [run.optimizer.steps for run in self.runs]
+        if optimizer.name == "adam":
+            beta1, beta2 = ADAM_BETAS
+            steps = torch.tensor([run.optimizer.steps for run in self.runs], dtype=torch.float64)
+            step_size = (-optimizer.lr / (1 - beta1**steps)).float()
+            correction = ((1 - beta2**steps) ** 0.5).float()
         for i, (p, grad) in enumerate(zip(self.params, grads, strict=True)):
             if optimizer.name == "sgd":
                 p.add_(grad, alpha=-optimizer.lr)
@@ -188,12 +209,11 @@ class Stack:
                 sq = self.buffers["second"][i].mul_(optimizer.alpha).addcmul_(grad, grad, value=1 - optimizer.alpha)
                 p.addcdiv_(grad, sq.sqrt().add_(EPS["rmsprop"]), value=-optimizer.lr)
             else:
-                beta1, beta2 = ADAM_BETAS
                 first = self.buffers["first"][i].lerp_(grad, 1 - beta1)
                 second = self.buffers["second"][i].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                step_size = _per_member([-optimizer.lr / (1 - beta1**step) for step in steps], p)
-                correction = _per_member([(1 - beta2**step) ** 0.5 for step in steps], p)
-                p.addcdiv_(first * step_size, (second.sqrt() / correction).add_(EPS["adam"]))
+                p.addcdiv_(
+                    first * _per_member(step_size, p), (second.sqrt() / _per_member(correction, p)).add_(EPS["adam"])
+                )
 
 
 class Group:
@@ -206,16 +226,22 @@ class Group:
         self.statuses: dict[Run, dict] = {}
 
     def step(self) -> None:
-        """The logging and evaluation due, then one update, for every active member."""
+        """The logging and evaluation due, then one update, for every active member: one batch gather, one
+        stacked forward and backward, and one read of the [4, K] row numbers (the only host transfer)."""
         for run in self.active:
             run.before_step()
-        grads, losses_, norms, batch_metrics = self.stack.gradients([run.draw_batch() for run in self.active])
-        finite = [run.record_train(*row) for run, *row in zip(self.active, losses_, batch_metrics, norms, strict=True)]
+        grads, numbers = self.stack.gradients(*self.stack.draw())
+        name = tasks.get(self.active[0].spec["task"]).METRIC_NAME
+        finite = [
+            run.record_train(loss, {"metric": metric, "metric_name": name, "seq_solved_frac": right}, norm)
+            for run, loss, norm, metric, right in zip(self.active, *numbers.tolist(), strict=True)
+        ]
+        norms = numbers[1]
         if not all(finite):  # diverged members stop here, their parameters as they were before this update
             for run in (run for run, ok in zip(self.active, finite, strict=True) if not ok):
                 run.end_step(False)
-            grads = [grad[torch.tensor(finite)] for grad in grads]
-            norms = [norm for norm, ok in zip(norms, finite, strict=True) if ok]
+            keep = torch.tensor(finite)
+            grads, norms = [grad[keep] for grad in grads], norms[keep]
             self._leave([run for run, ok in zip(self.active, finite, strict=True) if ok])
         if self.active:
             self.stack.update(grads, norms)

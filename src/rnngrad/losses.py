@@ -39,4 +39,4 @@ def metrics(
     rule = {} if error_rule is None else {"error_rule": error_rule}
     with torch.no_grad():
         metric, seq_solved_frac = module.metrics(outputs, targets, mask, **rule)
-    return {"metric": metric, "metric_name": module.METRIC_NAME, "seq_solved_frac": seq_solved_frac}
+    return {"metric": float(metric), "metric_name": module.METRIC_NAME, "seq_solved_frac": float(seq_solved_frac)}

@@ -1,5 +1,8 @@
-"""figures/{name}/manifest.json: every figure with the sha256 of its files, of the config it came from, and the
-provenance of the code and software that drew it and of the training code behind its runs."""
+"""figures/{name}/manifest.json: every figure with the sha256 of its files, of the code that drew it, of the tables
+it draws and of the config they came from, the training-code versions of its runs, and the plotting software.
+
+Content only, never the checkout's commit: rebuilding the figures of an unchanged tree rewrites the same bytes,
+so `git status` stays clean, and a changed hash names what changed (a table, a figure's code, the config)."""
 
 from __future__ import annotations
 
@@ -11,13 +14,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnngrad.figures import figure_tables
 from rnngrad.io import file_sha256, write_json
-from rnngrad.provenance import git_state
+
+FIGURES_CODE = Path(__file__).resolve().parent / "figures"
 
 
 def config_sha256(config: dict) -> str:
     """Hash of the config's content (key order and YAML formatting do not matter)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def figure_code_sha256(name: str) -> str:
+    """Hash of the code a figure's rule takes as input: its module, common.py and style.py."""
+    digest = hashlib.sha256()
+    for module in (f"{name}.py", "common.py", "style.py"):
+        digest.update(module.encode() + b"\0" + (FIGURES_CODE / module).read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def runs_code(runs_table: Path) -> list[str]:
@@ -34,23 +47,29 @@ def write_manifest(
     runs_tables: dict[str, Path],
 ) -> dict:
     """``figures``: name -> the experiment whose tables it draws (None for theory-only figures);
-    ``runs_tables``: experiment -> its runs.parquet."""
+    ``runs_tables``: experiment -> its runs.parquet (its other tables lie beside it)."""
     figures_dir = Path(figures_dir)
+
+    def entry(name: str, experiment: str | None) -> dict:
+        tables = {}
+        if experiment:
+            folder = Path(runs_tables[experiment]).parent
+            tables = {table: file_sha256(folder / f"{table}.parquet") for table in figure_tables(name)}
+        return {
+            "experiment": experiment,
+            "code_sha256": figure_code_sha256(name),
+            "tables_sha256": tables,
+            "runs_code_sha256": runs_code(runs_tables[experiment]) if experiment else [],
+            **{ext: file_sha256(figures_dir / f"{name}.{ext}") for ext in ("png", "pdf")},
+        }
+
     manifest = {
         "config_sha256": config_hash,
         "provenance": {
-            **git_state(),
             "python": platform.python_version(),
             **{package: version(package) for package in ("matplotlib", "seaborn", "pandas")},
         },
-        "figures": {
-            name: {
-                "experiment": experiment,
-                "runs_code_sha256": runs_code(runs_tables[experiment]) if experiment else [],
-                **{ext: file_sha256(figures_dir / f"{name}.{ext}") for ext in ("png", "pdf")},
-            }
-            for name, experiment in sorted(figures.items())
-        },
+        "figures": {name: entry(name, experiment) for name, experiment in sorted(figures.items())},
     }
     write_json(out, manifest)
     return manifest

@@ -229,15 +229,18 @@ class Run:
         for name, frame in tables.items():
             self.logs[name].append(frame.assign(step=self.step))
 
+    def batch_index(self) -> torch.Tensor:
+        """The next training batch's sequence numbers, drawn from this run's own sampler generator."""
+        return torch.randint(self.train_set[0].shape[0], (self.spec["batch_size"],), generator=self.sampler)
+
     def draw_batch(self) -> tuple:
         """The next training batch: generated fresh for this step, or drawn from the stored training set with this
         run's own sampler generator."""
         if self.train_set is None:
             self.batch_length, arrays = fresh_batch(self.spec, self.step)
             return self._on_device(tasks.get(self.spec["task"]).to_model(arrays))
-        x, y, mask = self.train_set
-        index = torch.randint(x.shape[0], (self.spec["batch_size"],), generator=self.sampler).to(self.device)
-        return x[index], y[index], mask[index]
+        index = self.batch_index().to(self.device)
+        return tuple(part[index] for part in self.train_set)
 
     def record_train(self, loss: float, batch_metrics: dict, norm: float, omega: float = math.nan) -> bool:
         """Append this step's train row (the batch's T, the regulariser's Omega); False when its loss or gradient

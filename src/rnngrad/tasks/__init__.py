@@ -17,8 +17,10 @@ Every module of this package whose name does not start with ``_`` is a task, nam
   position but not the inputs);
 - ``to_model(arrays)`` -> (inputs float32 [n, L, D], targets [n, L], mask bool [n, L]),
   ``position_losses(outputs, targets)`` -> [batch, L], ``metrics(outputs, targets, mask)`` -> (metric, share of
-  sequences right), ``solved(final_metric, baseline, threshold)``; optionally ``ERROR_RULES`` ({name: rule},
-  the first the default): the papers' per-sequence rules that ``metrics(..., error_rule=name)`` counts by.
+  sequences right) as tensors, over the batch and step axes (the last two of targets; any axes before them, such
+  as a group's members, get a value each), ``solved(final_metric, baseline, threshold)``; optionally
+  ``ERROR_RULES`` ({name: rule}, the first the default): the papers' per-sequence rules that
+  ``metrics(..., error_rule=name)`` counts by.
 """
 
 from __future__ import annotations

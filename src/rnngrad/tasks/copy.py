@@ -78,10 +78,10 @@ def to_model(arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor,
     return one_hot(arrays["x"], N_SYMBOLS), torch.from_numpy(arrays["y"]).long(), torch.from_numpy(arrays["mask"])
 
 
-def metrics(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+def metrics(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Accuracy on the copied symbols (targets that are data symbols); a sequence is right when all of them are."""
     copied = targets < BLANK
     correct = (outputs.argmax(-1) == targets) & copied
-    accuracy = correct.sum() / copied.sum()
-    all_right = (correct.sum(1) == copied.sum(1)).float().mean()
-    return float(accuracy), float(all_right)
+    accuracy = correct.sum((-2, -1)) / copied.sum((-2, -1))
+    all_right = (correct.sum(-1) == copied.sum(-1)).float().mean(-1)
+    return accuracy, all_right

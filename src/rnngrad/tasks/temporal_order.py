@@ -89,7 +89,7 @@ def to_model(arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor,
     return one_hot(arrays["x"], N_SYMBOLS), targets, torch.from_numpy(arrays["mask"])
 
 
-def metrics(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+def metrics(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Accuracy of the class at the scored step; a sequence is right when its class is, so both are the same."""
-    accuracy = float((outputs.argmax(-1) == targets)[mask].float().mean())
+    accuracy = ((outputs.argmax(-1) == targets) & mask).sum((-2, -1)) / mask.sum((-2, -1))
     return accuracy, accuracy

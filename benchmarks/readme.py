@@ -1,0 +1,111 @@
+"""Print the README's Performance tables from the benchmarks' JSON files, each table naming its machine and the
+command that measured it.
+
+    python benchmarks/readme.py [benchmarks/results]
+
+Reads groups.json, train_step-*.json, plan.json, methods.json and fsync.json from the folder (those present), as
+the benchmarks write them with --out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from _machine import describe
+
+
+def source(record: dict) -> str:
+    return (
+        f"Measured on {describe(record['machine'])}, {record['machine']['threads']} thread(s): `{record['command']}`."
+    )
+
+
+def groups_tables(record: dict) -> list[str]:
+    lines = [source(record) + f" CPU time; start-up of a training job {record['startup_s']:.2f} s.", ""]
+    lines += ["| shape | K | mode | run-steps/s, training only | ratio | full runs/s, start-up included | ratio |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for row in record["rows"]:
+        if row["mode"] == "can_batch":
+            continue
+        cells = [f"H = {row['H']}, B = {row['B']}, T = {row['T']}", str(row["K"]), row["mode"]]
+        cells += [f"{row['pure_run_steps_per_s']:.0f}", f"{row['pure_ratio']:.2f}"]
+        if "full_ratio" in row:
+            cells += [f"{row['full_runs_per_s']:.3f} ({row['full_run_steps']} steps)", f"{row['full_ratio']:.2f}"]
+        else:
+            cells += ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    if record["sweep"]:
+        lines += [
+            "",
+            "Shape rule (pure steps, batched group against one run, K = {}, T = 50):".format(record["sweep"][0]["K"]),
+            "",
+        ]
+        lines += ["| H | B | hidden x batch_size | ratio |", "|---|---|---|---|"]
+        lines += [f"| {row['H']} | {row['B']} | {row['cells']} | {row['ratio']:.2f} |" for row in record["sweep"]]
+    return lines
+
+
+def train_step_table(record: dict) -> list[str]:
+    rows = {row["activation"]: row for row in record["rows"]}
+    shape = f"H = {record['H']}, B = {record['B']}, T = {record['T']}"
+    lines = [source(record) + f" {shape}, copy task, wall-clock medians.", ""]
+    lines += ["| | " + " | ".join(rows) + " |", "|---|" + "---|" * len(rows)]
+    for label, key, unit in (
+        ("rnngrad training step (forward, explicit BPTT backward, Adam)", "rnngrad_ms", " ms"),
+        ("torch.nn.RNN, same shapes and readout", "torch_nn_rnn_ms", " ms"),
+        ("rnngrad speed-up over torch.nn.RNN", "speedup_vs_torch", "x"),
+        ("achieved GFLOP/s, rnngrad", "rnngrad_gflops", ""),
+        ("a large float32 matmul, GFLOP/s", "matmul_gflops", ""),
+        ("contribution logging at every step, ratio to a plain step", "log_contributions_every_step_ratio", "x"),
+        ("a full logging event, ms", "log_all_ms", ""),
+        (f"default cadence over a {record['run_steps']}-step run, ratio", "log_default_cadence_ratio", "x"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(f"{row[key]}{unit}" for row in rows.values()) + " |")
+    return lines
+
+
+def plan_line(record: dict) -> list[str]:
+    line = f"`snakemake -n` plans {record['config']} ({record['jobs']} jobs) in {record['plan_s']} s"
+    if "default_noop_s" in record:
+        line += f"; a finished default run re-checks in {record['default_noop_s']} s"
+    return [source(record) + " " + line + " (wall time)."]
+
+
+def methods_table(record: dict) -> list[str]:
+    lines = [source(record) + " CPU time, median block; ratios to a plain step (SGD, clip 1).", ""]
+    lines += [
+        "| shape | plain step | + regulariser | fresh data | fresh data, mixed lengths |",
+        "|---|---|---|---|---|",
+    ]
+    for row in record["rows"]:
+        shape = f"{row['task']}, H = {row['H']}, B = {row['B']}, T = {row['T']}"
+        ratios = [f"{row[f'{arm}_ratio']:.2f}x" for arm in ("regularizer", "fresh_data", "mixed_lengths")]
+        lines.append(f"| {shape} | {row['plain_ms']:.2f} ms | " + " | ".join(ratios) + " |")
+    return lines
+
+
+def fsync_line(record: dict) -> list[str]:
+    line = (
+        f"a {record['steps']}-step run on {record['filesystem']} makes {record['fsyncs_per_run']} fsyncs: "
+        f"{record['run_seconds_with_fsync']:.2f} s against {record['run_seconds_without_fsync']:.2f} s without "
+        f"({record['ratio']:.2f}x)"
+    )
+    return [source(record) + " " + line + " (wall time)."]
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        renderers = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line,
+                     "methods": methods_table, "fsync": fsync_line}  # fmt: skip
+        render = renderers[record["benchmark"]]
+        out += [f"<!-- {path.name} -->", *render(record), ""]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Every benchmark runs: its tiny mode in a subprocess, writing the JSON the README's tables are printed from
+(benchmarks/readme.py), with the machine beside the numbers. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnngrad.contract import RUN_FILES
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "readme.py" and p.name[0] != "_")
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT / "src"),
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+}
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("results")
+    for name in BENCHMARKS:
+        extra = ["--sweep"] if name == "groups.py" else []
+        done = run(f"benchmarks/{name}", "--tiny", *extra, "--out", str(folder / name.replace(".py", ".json")))
+        assert done.returncode == 0, done.stderr[-3000:]
+    return folder
+
+
+def test_every_benchmark_is_covered():
+    assert BENCHMARKS == ["fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"]
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_writes_its_numbers_with_the_machine(results, name):
+    record = json.loads((results / name.replace(".py", ".json")).read_text())
+    assert record["benchmark"] == name.removesuffix(".py")
+    assert record["command"].startswith(f"python benchmarks/{name} --tiny")
+    machine = record["machine"]
+    assert machine["cpu_model"] and machine["cores"] >= 1 and machine["threads"] >= 1
+    assert machine["vector_isa"] in ("avx512f", "avx2", "avx", "sse4_2", "asimd", "neon", "none")
+    assert machine["torch"].startswith("2.")
+    if name == "plan.py":
+        assert record["jobs"] > 0 and record["plan_s"] > 0
+    elif name == "methods.py":
+        assert [row["shape"] for row in record["rows"]] == ["default", "pascanu"]
+        assert all(
+            row[f"{arm}_ratio"] > 0 for row in record["rows"] for arm in ("regularizer", "fresh_data", "mixed_lengths")
+        )
+    elif name == "fsync.py":  # a 20-step run writes each run file once, each with a file and a folder fsync
+        assert record["fsyncs_per_run"] == 2 * len(RUN_FILES) and record["ratio"] > 0 and record["filesystem"]
+    elif name == "train_step.py":
+        assert [row["activation"] for row in record["rows"]] == ["tanh", "relu"]
+        assert all(row["rnngrad_ms"] > 0 and row["torch_nn_rnn_ms"] > 0 for row in record["rows"])
+
+
+def test_groups_benchmark_measures_every_k_and_the_shape_rule(results):
+    record = json.loads((results / "groups.json").read_text())
+    measured = {(row["H"], row["K"], row["mode"]) for row in record["rows"]}
+    for hidden in (8, 16):
+        for k in (2, 3):
+            assert {(hidden, k, mode) for mode in ("one run", "sequential group", "batched group")} <= measured
+    assert all(row["pure_run_steps_per_s"] > 0 for row in record["rows"] if "pure_run_steps_per_s" in row)
+    assert [row["cells"] for row in record["sweep"]] == [64, 256]
+
+
+def test_readme_tables_name_machine_and_command(results):
+    done = run("benchmarks/readme.py", str(results))
+    assert done.returncode == 0, done.stderr
+    for name in BENCHMARKS:
+        command = json.loads((results / name.replace(".py", ".json")).read_text())["command"]
+        assert f"`{command}`" in done.stdout
+    assert done.stdout.count("Measured on ") == len(BENCHMARKS)
+    assert "| H = 8, B = 4, T = 6 | 2 | batched group |" in done.stdout
