@@ -10,6 +10,7 @@ from pathlib import Path
 from rnngrad import config as configuration
 from rnngrad import tables, tasks
 from rnngrad.figures import figure_module
+from rnngrad.reproduce import ClaimError
 
 
 def _param(item: str) -> tuple[str, int]:
@@ -90,6 +91,13 @@ def cmd_miniature(args) -> None:
     print(f"wrote {args.out}: {len(configuration.expand(tiny))} runs, output root results/{tiny['name']}/")
 
 
+def cmd_reproduce(args) -> None:
+    from rnngrad.reproduce import write_report
+
+    claims = dict(item.split("=", 1) for item in args.claims)
+    print(write_report(args.published, claims, args.title, args.out), end="")
+
+
 def cmd_validate(args) -> None:
     config = configuration.load(args.config)
     specs = configuration.expand(config)
@@ -165,6 +173,13 @@ def parser() -> argparse.ArgumentParser:
     mini.add_argument("--out", required=True, help="the tiny config's YAML path")
     mini.set_defaults(func=cmd_miniature)
 
+    rep = stages.add_parser("reproduce", help="score published claims against experiment tables: the verdict table")
+    rep.add_argument("--published", required=True, help="the claims file (config/reproduce/published.yaml)")
+    rep.add_argument("--title", required=True, help="the report's title (the config's name)")
+    rep.add_argument("--out", required=True, action="append", help="a markdown path to write (repeatable)")
+    rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
+    rep.set_defaults(func=cmd_reproduce)
+
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")
     val.set_defaults(func=cmd_validate)
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (configuration.ConfigError, tasks.DatasetError, tables.RunFileError) as err:
+    except (configuration.ConfigError, tasks.DatasetError, tables.RunFileError, ClaimError) as err:
         print(f"rnngrad {args.stage}: {err}", file=sys.stderr)
         return 2
     return 0
