@@ -52,9 +52,15 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
+if "reproduce" in config:
+
+    include: "workflow/rules/reproduce.smk"
+
+
 rule all:
     default_target: True
     input:
         expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
         f"{FIGURES_DIR}/manifest.json",
         f"{RESULTS}/summary.md",
+        [f"{RESULTS}/reproduction.md"] if "reproduce" in config else [],

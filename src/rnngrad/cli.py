@@ -98,6 +98,16 @@ def cmd_reproduce(args) -> None:
     print(write_report(args.published, claims, args.title, args.out), end="")
 
 
+def cmd_paper_budget(args) -> None:
+    import yaml
+
+    paper = configuration.paper_budget(configuration.load(args.config))
+    configuration.validate(paper)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(yaml.safe_dump(paper, sort_keys=False))
+    print(f"wrote {args.out}: {len(configuration.expand(paper))} runs, output root results/{paper['name']}/")
+
+
 def cmd_validate(args) -> None:
     config = configuration.load(args.config)
     specs = configuration.expand(config)
@@ -179,6 +189,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", required=True, action="append", help="a markdown path to write (repeatable)")
     rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
     rep.set_defaults(func=cmd_reproduce)
+
+    pap = stages.add_parser("paper-budget", help="a reproduction config at the paper's budget (reproduce.paper)")
+    pap.add_argument("config")
+    pap.add_argument("--out", required=True, help="the paper-budget config's YAML path")
+    pap.set_defaults(func=cmd_paper_budget)
 
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")
