@@ -52,8 +52,13 @@ def cmd_stale(args) -> None:
 
 
 def cmd_figure(args) -> None:
+    import pandas as pd
+
     module = figure_module(args.name)
-    frames = tables.read_tables(args.tables_dir, module.TABLES) if module.TABLES else {}
+    if module.TABLES and not args.tables_dir:
+        raise configuration.ConfigError(f"figure {args.name} draws {module.TABLES}: give --tables-dir")
+    drawn = [tables.read_tables(tables_dir, module.TABLES) for tables_dir in args.tables_dir]
+    frames = {name: pd.concat([frames[name] for frames in drawn], ignore_index=True) for name in module.TABLES}
     module.render(frames, Path(args.out))
     print(f"wrote {args.out} and its PDF")
 
@@ -68,7 +73,7 @@ def cmd_manifest(args) -> None:
     from rnngrad.manifest import write_manifest
 
     figures = dict(item.split("=", 1) for item in args.figures)
-    experiments = {name: experiment or None for name, experiment in figures.items()}
+    experiments = {name: (drawn.split(",") if "," in drawn else drawn) or None for name, drawn in figures.items()}
     runs_tables = {Path(path).parent.name: Path(path) for path in args.runs}
     write_manifest(args.out, args.config_sha256, experiments, Path(args.out).parent, runs_tables)
     print(f"wrote {args.out}")
@@ -158,7 +163,12 @@ def parser() -> argparse.ArgumentParser:
 
     fig = stages.add_parser("figure", help="render one figure (PNG and PDF) from an experiment's tables")
     fig.add_argument("name")
-    fig.add_argument("--tables-dir", help="results/tables/{experiment} (figures drawn from tables only)")
+    fig.add_argument(
+        "--tables-dir",
+        action="append",
+        default=[],
+        help="results/tables/{experiment} (figures drawn from tables only); repeated: their tables concatenated",
+    )
     fig.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
     fig.set_defaults(func=cmd_figure)
 
@@ -171,7 +181,9 @@ def parser() -> argparse.ArgumentParser:
     man.add_argument("--config-sha256", required=True)
     man.add_argument("--out", required=True, help="figures/{name}/manifest.json (figures are read beside it)")
     man.add_argument("--runs", nargs="*", default=[], help="tables/{experiment}/runs.parquet of each drawn experiment")
-    man.add_argument("figures", nargs="+", help="name=experiment (empty experiment for theory figures)")
+    man.add_argument(
+        "figures", nargs="+", help="name=experiment or name=exp1,exp2 (empty experiment for theory figures)"
+    )
     man.set_defaults(func=cmd_manifest)
 
     cost = stages.add_parser("cost", help="estimate a config's CPU-hours and longest job from step costs timed here")

@@ -67,16 +67,17 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
             "config key data.test_seed: must differ from data.train_seed (train and test sets come from "
             f"independent seeds), both are {config['data']['train_seed']}"
         )
-    for name, figure_experiment in config["figures"].items():
+    for name, drawn in config["figures"].items():
         try:
             tables = figure_tables(name)
         except ValueError as err:
             raise ConfigError(f"config key figures.{name}: {err}") from err
-        if tables and figure_experiment not in config["experiments"]:
-            raise ConfigError(
-                f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
-                f"allowed: {sorted(config['experiments'])}"
-            )
+        for figure_experiment in figure_experiments(drawn) if tables else []:
+            if figure_experiment not in config["experiments"]:
+                raise ConfigError(
+                    f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
+                    f"allowed: {sorted(config['experiments'])}"
+                )
     if "reproduce" in config:
         _check_reproduce(config)
     checked = set()  # (experiment, task, T): a grid has thousands of runs but few datasets
@@ -96,6 +97,11 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
                     f"config key experiments.{spec['experiment']}.logging.targets: step {target} is beyond the "
                     f"sequence ({spec['task']} at T={spec['T']} has {length} steps); allowed: 'last' or 1..{length}"
                 )
+
+
+def figure_experiments(drawn: str | list[str] | None) -> list[str]:
+    """The experiments a figure draws (a ``figures`` value: none, one, or a list whose tables are concatenated)."""
+    return [] if drawn is None else [drawn] if isinstance(drawn, str) else list(drawn)
 
 
 def _check_reproduce(config: dict) -> None:

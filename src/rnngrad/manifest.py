@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnngrad.config import figure_experiments
 from rnngrad.io import file_sha256, write_json
 from rnngrad.provenance import git_state
 
@@ -29,12 +30,12 @@ def runs_code(runs_table: Path) -> list[str]:
 def write_manifest(
     out: str | Path,
     config_hash: str,
-    figures: dict[str, str | None],
+    figures: dict[str, str | list[str] | None],
     figures_dir: str | Path,
     runs_tables: dict[str, Path],
 ) -> dict:
-    """``figures``: name -> the experiment whose tables it draws (None for theory-only figures);
-    ``runs_tables``: experiment -> its runs.parquet."""
+    """``figures``: name -> the experiment whose tables it draws, or a list of them (None for theory-only
+    figures); ``runs_tables``: experiment -> its runs.parquet."""
     figures_dir = Path(figures_dir)
     manifest = {
         "config_sha256": config_hash,
@@ -46,7 +47,9 @@ def write_manifest(
         "figures": {
             name: {
                 "experiment": experiment,
-                "runs_code_sha256": runs_code(runs_tables[experiment]) if experiment else [],
+                "runs_code_sha256": sorted(
+                    {code for drawn in figure_experiments(experiment) for code in runs_code(runs_tables[drawn])}
+                ),
                 **{ext: file_sha256(figures_dir / f"{name}.{ext}") for ext in ("png", "pdf")},
             }
             for name, experiment in sorted(figures.items())
