@@ -279,3 +279,50 @@ def test_unknown_claims_and_bad_rules_are_named(tmp_path):
     published.write_text(yaml.safe_dump({"claims": [{"id": "a", **good, "rule": {"kind": "match", "value": 1}}]}))
     with pytest.raises(reproduce.ClaimError, match=r"claims \['b'\] are not in"):
         reproduce.write_report(published, {"b": tmp_path}, "demo", [])
+
+
+# ----- the config's reproduce block ---------------------------------------------------------------------------
+
+
+def smoke_with_claims(tmp_path, claims: dict, paper: dict | None = None) -> dict:
+    import yaml
+    from conftest import ROOT
+
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    published = tmp_path / "published.yaml"
+    good = {"paper": "p", "source": "s", "statement": "s", "published": "v", "measure": "solved", "select": {},
+            "rule": {"kind": "match", "value": 1.0}, "budget": {"updates": 10, "batch": 8}}  # fmt: skip
+    published.write_text(yaml.safe_dump({"claims": [{"id": "lengths_solve", **good}]}))
+    config["reproduce"] = {"published": str(published), "claims": claims}
+    if paper is not None:
+        config["reproduce"]["paper"] = paper
+    return config
+
+
+def test_reproduce_block_names_unknown_claims_and_experiments(tmp_path):
+    from rnngrad import config as configuration
+
+    configuration.validate(smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}))
+    with pytest.raises(configuration.ConfigError, match="reproduce.claims.nope: not a claim of"):
+        configuration.validate(smoke_with_claims(tmp_path, {"nope": "lengths"}))
+    with pytest.raises(configuration.ConfigError, match="reproduce.claims.lengths_solve: experiment 'gone'"):
+        configuration.validate(smoke_with_claims(tmp_path, {"lengths_solve": "gone"}))
+
+
+def test_paper_budget_merges_mappings_replaces_lists_and_is_validated(tmp_path):
+    from rnngrad import config as configuration
+
+    grid = [{"task": ["adding"], "T": [4, 8, 16], "activation": ["relu"], "init": ["orthogonal"], "scale": [1.0],
+             "seed": [0, 1, 2]}]  # fmt: skip
+    paper = {"train": {"steps": 5000}, "experiments": {"lengths": {"grid": grid}}}
+    config = smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}, paper)
+    configuration.validate(config)
+    full = configuration.paper_budget(config)
+    assert full["name"] == "smoke-paper" and "paper" not in full["reproduce"]
+    assert full["train"]["steps"] == 5000 and full["train"]["hidden"] == config["train"]["hidden"]  # merged
+    assert full["experiments"]["lengths"]["grid"] == grid  # replaced whole
+    assert full["experiments"]["lengths"]["train"] == config["experiments"]["lengths"]["train"]
+    assert config["train"]["steps"] == 12  # the reduced config is left as it was
+    bad = smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}, {"train": {"steps": 0}})
+    with pytest.raises(configuration.ConfigError, match=r"reproduce.paper \(the paper's budget\).*train.steps"):
+        configuration.validate(bad)
