@@ -108,8 +108,12 @@ def _check_reproduce(config: dict) -> None:
     """Each scored claim is in the claims file and is scored on an experiment of this config; the paper's budget
     (``reproduce.paper``) is itself a valid config."""
     block = config["reproduce"]
-    with open(block["published"]) as handle:
-        published = {claim["id"] for claim in yaml.safe_load(handle)["claims"]}
+    if not Path(block["published"]).is_file():
+        raise ConfigError(
+            f"config key reproduce.published: no file {block['published']} (relative to the working directory, "
+            "the repository root)"
+        )
+    published = {claim["id"] for claim in yaml.safe_load(Path(block["published"]).read_text())["claims"]}
     for claim, experiment in block["claims"].items():
         if claim not in published:
             raise ConfigError(
