@@ -326,3 +326,18 @@ def test_paper_budget_merges_mappings_replaces_lists_and_is_validated(tmp_path):
     bad = smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}, {"train": {"steps": 0}})
     with pytest.raises(configuration.ConfigError, match=r"reproduce.paper \(the paper's budget\).*train.steps"):
         configuration.validate(bad)
+
+
+def test_a_measure_with_nothing_logged_is_named():
+    runs = runs_table({(1.0, 50): [False]})
+    gradients = pd.DataFrame({"run_id": runs["run_id"], "step": 0, "t": 50, "k": 1, "distance": 49, "dLdh_norm": 1.0})
+    claim_100 = claim({"kind": "at_most", "value": 0.0}, measure="dldh_rate") | {"params": {"step": 100}}
+    with pytest.raises(reproduce.ClaimError, match="claim c: measure dldh_rate .* no finite value"):
+        reproduce.measure(claim_100, {"runs": runs, "gradients": gradients})
+
+
+def test_a_diverged_run_counts_as_infinitely_far_above_the_baseline():
+    runs = runs_table({(1.0, 50): [False] * 3}, loss={1.0: 0.1})
+    runs.loc[0, "final_loss"] = float("nan")
+    measured = reproduce.measure(claim({"kind": "at_most", "value": 0.5}, measure="loss_ratio"), {"runs": runs})
+    assert measured.value == pytest.approx(0.102) and measured.high == math.inf  # median of Inf, 0.101, 0.102

@@ -68,17 +68,24 @@ def _bootstrap_medians(values: np.ndarray, rng: np.random.Generator, resamples: 
     return np.median(values[picks], axis=1)
 
 
+def _percentile_interval(statistics: np.ndarray) -> tuple[float, float]:
+    """The 2.5% and 97.5% percentiles, taken as values of the sample (no interpolation between an Inf and a
+    finite value)."""
+    low, high = np.percentile(statistics, [2.5, 97.5], method="inverted_cdf")
+    return float(low), float(high)
+
+
 def bootstrap_median(
     values, seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float, float]:
     """(median, 2.5% and 97.5% percentiles of the bootstrap medians): a percentile interval, the same numbers for
-    the same values and seed."""
+    the same values and seed. +-Inf values are allowed (a diverged run's loss), NaN is not."""
     values = np.asarray(values, dtype=float)
-    if len(values) == 0 or not np.isfinite(values).all():
-        raise ValueError(f"bootstrap_median: need finite values, got {values}")
+    if len(values) == 0 or np.isnan(values).any():
+        raise ValueError(f"bootstrap_median: need values that are not NaN, got {values}")
     medians = _bootstrap_medians(values, np.random.default_rng(seed), resamples)
-    low, high = np.percentile(medians, [2.5, 97.5])
-    return float(np.median(values)), float(low), float(high)
+    low, high = _percentile_interval(medians)
+    return float(np.median(values)), low, high
 
 
 def bootstrap_median_difference(
@@ -88,8 +95,8 @@ def bootstrap_median_difference(
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     rng = np.random.default_rng(seed)
     differences = _bootstrap_medians(a, rng, resamples) - _bootstrap_medians(b, rng, resamples)
-    low, high = np.percentile(differences, [2.5, 97.5])
-    return float(np.median(a) - np.median(b)), float(low), float(high)
+    low, high = _percentile_interval(differences)
+    return float(np.median(a) - np.median(b)), low, high
 
 
 # ----- per-run measures -----------------------------------------------------------------------------------------
@@ -112,7 +119,9 @@ def _solved(tables, runs, params) -> pd.Series:
 
 
 def _loss_ratio(tables, runs, params) -> pd.Series:
-    return runs.set_index("run_id").eval("final_loss / baseline_loss")
+    """Final test loss over the memoryless baseline's; a diverged run (NaN or Inf loss) counts as +Inf."""
+    ratio = runs.set_index("run_id").eval("final_loss / baseline_loss")
+    return ratio.where(np.isfinite(ratio), np.inf)
 
 
 def _final_test_rows(tables, runs) -> pd.DataFrame:
@@ -223,15 +232,26 @@ def _describe_share(values: pd.Series) -> str:
     return f"{k}/{n} = {k / n:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def _values(claim: dict, spec: Measure, tables: dict, runs: pd.DataFrame, params: dict) -> pd.Series:
+    """The measure's per-run values; a ClaimError when the tables hold none (e.g. nothing logged at that step)."""
+    values = spec.values(tables, runs, params).dropna()
+    if values.empty:
+        raise ClaimError(
+            f"claim {claim['id']}: measure {claim['measure']} {params or ''} has no finite value for the "
+            f"{len(runs)} runs selected (is it logged there?)"
+        )
+    return values
+
+
 def measure(claim: dict, tables: dict[str, pd.DataFrame]) -> Measured:
     """The claim's statistic over its runs, with its 95% interval and a line saying what was counted."""
     spec = MEASURES[claim["measure"]]
     params = claim.get("params", {})
     runs = select_runs(tables["runs"], claim["select"], claim["id"])
-    values = spec.values(tables, runs, params)
+    values = _values(claim, spec, tables, runs, params)
     if claim["rule"]["kind"] == "greater":
         other = select_runs(tables["runs"], {**claim["select"], **claim["rule"]["than"]}, claim["id"])
-        others = spec.values(tables, other, params)
+        others = _values(claim, spec, tables, other, params)
         if spec.statistic == "share":
             k1, n1, k2, n2 = int(values.sum()), len(values), int(others.sum()), len(others)
             value, (low, high) = k1 / n1 - k2 / n2, newcombe(k1, n1, k2, n2)
