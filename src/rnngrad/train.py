@@ -84,6 +84,9 @@ class Run:
             init=spec["init"],
             scale=spec["scale"],
             seed=spec["seed"],
+            input_init=spec["input_init"],
+            readout_init=spec["readout_init"],
+            init_nonzero=spec["init_nonzero"],
         ).to(device=self.device, dtype=self.dtype)
         self.optimizer = Optimizer(
             spec["optimizer"], self.model.parameters(), spec["lr"], spec["momentum"], spec["rmsprop_alpha"]
