@@ -218,14 +218,18 @@ def test_dldh_rate_recovers_an_exponential_decay():
 
 def test_errors_at_longest_reads_the_final_evaluation_at_the_longest_length():
     runs = runs_table({(1.0, 50): [True, True]})
+    nan = float("nan")  # eval_length is NaN on the rows of the run's own test set (length T = 50)
     rows = [
-        {"run_id": run, "split": "test", "step": step, "length": length, "metric": metric}
+        {"run_id": run, "split": "test", "step": step, "T": 50, "eval_length": length, "seq_solved_frac": right}
         for run in runs["run_id"]
-        for step, length, metric in [(0, 50, 0.3), (0, 500, 0.2), (9, 50, 1.0), (9, 500, 0.97), (9, 200, 1.0)]
+        for step, length, right in [(0, nan, 0.3), (0, 500, 0.2), (9, nan, 1.0), (9, 500, 0.97), (9, 200, 1.0)]
     ]
     tables = {"runs": runs, "metrics": pd.DataFrame(rows)}
     measured = reproduce.measure(claim({"kind": "match", "value": 0.0}, measure="errors_at_longest"), tables)
     assert measured.value == pytest.approx(0.03)
+    no_extra = pd.DataFrame(rows).query("eval_length != eval_length").drop(columns="eval_length")
+    tables = {"runs": runs, "metrics": no_extra}
+    assert reproduce.measure(claim({"kind": "match", "value": 0.0}, measure="errors_at_longest"), tables).value == 0
 
 
 # ----- the report ---------------------------------------------------------------------------------------------
