@@ -345,3 +345,55 @@ def test_a_diverged_run_counts_as_infinitely_far_above_the_baseline():
     runs.loc[0, "final_loss"] = float("nan")
     measured = reproduce.measure(claim({"kind": "at_most", "value": 0.5}, measure="loss_ratio"), {"runs": runs})
     assert measured.value == pytest.approx(0.102) and measured.high == math.inf  # median of Inf, 0.101, 0.102
+
+
+# ----- end to end ---------------------------------------------------------------------------------------------
+
+
+def test_paper_budget_cli_writes_a_valid_config(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    out = tmp_path / "paper.yaml"
+    command = [sys.executable, "-m", "rnngrad", "paper-budget", "config/reproduce/pascanu2013_fig7.yaml", "--out"]
+    result = subprocess.run([*command, str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    paper = yaml.safe_load(out.read_text())
+    assert paper["name"] == "reproduce-pascanu2013_fig7-paper" and paper["train"]["steps"] == 5_000_000
+
+
+@pytest.mark.parametrize("name", ["pascanu2013_fig7", "pascanu2013_s411", "arjovsky2016", "le2015"])
+def test_every_reproduction_config_is_valid_and_scores_claims_of_the_claims_file(name):
+    from conftest import ROOT
+
+    from rnngrad import config as configuration
+
+    path = ROOT / "config" / "reproduce" / f"{name}.yaml"
+    config = configuration.load(path)  # validates the reduced and (reproduce.paper) the paper's budget
+    claims = reproduce.load_published(ROOT / config["reproduce"]["published"])
+    assert set(config["reproduce"]["claims"]) <= set(claims)
+    assert config["name"] == f"reproduce-{name}"
+
+
+@pytest.mark.slow
+def test_smoke_reproduction_runs_end_to_end(tmp_path):
+    """config/smoke-reproduce.yaml through the real pipeline: a report with one verdict a claim, written beside
+    the results and the figures, and the paper-layout figure."""
+    import yaml
+    from conftest import copy_workflow
+    from test_pipeline import snakemake
+
+    workdir = copy_workflow(tmp_path)
+    snakemake(workdir, "--configfile", "config/smoke-reproduce.yaml")
+    config = yaml.safe_load((workdir / "config" / "smoke-reproduce.yaml").read_text())
+    text = (workdir / "results" / "smoke-reproduce" / "reproduction.md").read_text()
+    assert (workdir / "figures" / "smoke-reproduce" / "reproduction.md").read_text() == text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    assert [row.split(":")[0].lstrip("| ") for row in rows] == list(config["reproduce"]["claims"])
+    verdicts = {REPRODUCED, NOT_AT_BUDGET, CONTRADICTED}
+    assert all(sum(f"| {verdict} |" in row for verdict in verdicts) == 1 for row in rows)
+    for figure in config["figures"]:
+        assert (workdir / "figures" / "smoke-reproduce" / f"{figure}.png").stat().st_size > 10_000
