@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnngrad.io import file_sha256, write_json, write_parquet
-from rnngrad.tables import read_status, write_tables
+from rnngrad.tables import read_run, write_tables
 
 SUCCESS = {"adding": 0.01, "copy": 0.99}
 BASELINE = {"adding": 1 / 6, "copy": 0.5}
@@ -25,12 +25,14 @@ def write_run(run_dir: Path, task: str, test_metrics: list[float], status: str =
         "variant": "le" if task == "adding" else "all", "T": 10, "model": "rnn", "activation": "tanh",
         "init": "orthogonal", "scale": 1.0, "clip": None, "seed": seed, "hidden": 8, "optimizer": "adam",
         "lr": 1e-3, "batch_size": 8, "steps": 10 * (len(test_metrics) - 1), "label": "RNN-tanh",
+        "task_params": {"copy_len": 3} if task == "copy" else {},
     }  # fmt: skip
     write_json(run_dir / "spec.json", spec)
     name = "mse" if task == "adding" else "accuracy"
     rows = []
     for i, metric in enumerate(test_metrics):
-        row = {"step": 10 * i, "loss": metric, "metric": metric, "metric_name": name, "seq_solved_frac": 0.0}
+        row = {"step": 10 * i, "loss": metric, "metric": metric, "metric_name": name, "seq_solved_frac": 0.0,
+               "length": 10}  # fmt: skip
         rows.append({**row, "split": "train", "grad_norm": 1.0, "clipped": False, "lr": 1e-3})
         rows.append({**row, "split": "test", "grad_norm": math.nan, "clipped": False, "lr": 1e-3})
     write_parquet(run_dir / "metrics.parquet", pd.DataFrame(rows))
@@ -57,28 +59,28 @@ def write_run(run_dir: Path, task: str, test_metrics: list[float], status: str =
 def test_steps_to_solve_is_the_first_evaluation_that_meets_the_criterion(tmp_path):
     """Adding: solved at MSE <= 1% of 1/6 = 0.001667; met first at step 20 (0.0015), lost at 30, met again."""
     write_run(tmp_path / "run", "adding", [0.17, 0.05, 0.0015, 0.002, 0.001])
-    row = read_status(tmp_path / "run", SUCCESS)
+    row = read_run(tmp_path / "run", SUCCESS)[0]
     assert row.steps_to_solve.item() == 20.0
     assert row.solved.item()
 
 
 def test_steps_to_solve_is_nan_for_a_run_that_never_meets_the_criterion(tmp_path):
     write_run(tmp_path / "run", "adding", [0.17, 0.1, 0.05, 0.01])
-    row = read_status(tmp_path / "run", SUCCESS)
+    row = read_run(tmp_path / "run", SUCCESS)[0]
     assert math.isnan(row.steps_to_solve.item()) and not row.solved.item()
 
 
 def test_steps_to_solve_follows_the_threshold_and_the_tasks_direction(tmp_path):
     """Copy's metric is an accuracy (met from above); a looser threshold is met earlier, with no retraining."""
     write_run(tmp_path / "run", "copy", [0.1, 0.6, 0.95, 0.995])
-    assert read_status(tmp_path / "run", SUCCESS).steps_to_solve.item() == 30.0
-    assert read_status(tmp_path / "run", {"copy": 0.5}).steps_to_solve.item() == 10.0
+    assert read_run(tmp_path / "run", SUCCESS)[0].steps_to_solve.item() == 30.0
+    assert read_run(tmp_path / "run", {"copy": 0.5})[0].steps_to_solve.item() == 10.0
 
 
 def test_a_diverged_run_keeps_the_step_it_first_met_the_criterion(tmp_path):
     """The first time counts even if the run diverged later; `solved` (the final verdict) stays False."""
     write_run(tmp_path / "run", "adding", [0.17, 0.001, math.nan], status="diverged")
-    row = read_status(tmp_path / "run", SUCCESS)
+    row = read_run(tmp_path / "run", SUCCESS)[0]
     assert row.steps_to_solve.item() == 10.0 and not row.solved.item()
 
 

@@ -233,25 +233,25 @@ SUCCESS = {"adding": 0.01, "copy": 0.99}
 def test_solved_is_decided_when_tables_are_built(datasets, tmp_path):
     """status.json holds no verdict; the runs table applies the thresholds given, so changing one retrains
     nothing."""
+    from rnngrad import tables
     from rnngrad.config import ConfigError
-    from rnngrad.tables import read_status
 
     status = train(make_spec(datasets, steps=5), tmp_path)
     assert "solved" not in status and "solved_mse_fraction" not in make_spec(datasets)
     ratio = status["final_metric"] / status["baseline_loss"]
-    assert not read_status(tmp_path, {"adding": ratio / 2}).solved.item()
-    assert read_status(tmp_path, {"adding": ratio * 2}).solved.item()
+    assert not tables.read_run(tmp_path, {"adding": ratio / 2})[0].solved.item()
+    assert tables.read_run(tmp_path, {"adding": ratio * 2})[0].solved.item()
     with pytest.raises(ConfigError, match="no success criterion for task 'adding'"):
-        read_status(tmp_path, {"copy": 0.99})
+        tables.read_run(tmp_path, {"copy": 0.99})[0]
 
 
 def test_modified_run_file_is_detected_with_the_fix(datasets, tmp_path):
-    from rnngrad.tables import RunFileError, read_status
+    from rnngrad import tables
 
     train(make_spec(datasets, steps=5), tmp_path)
-    assert len(read_status(tmp_path, SUCCESS)) == 1
+    assert len(tables.read_run(tmp_path, SUCCESS)[0]) == 1
     metrics = pd.read_parquet(tmp_path / "metrics.parquet")
     metrics.loc[0, "loss"] = 0.0
     metrics.to_parquet(tmp_path / "metrics.parquet")
-    with pytest.raises(RunFileError, match="metrics.parquet.*delete .* and rerun snakemake"):
-        read_status(tmp_path, SUCCESS)
+    with pytest.raises(tables.RunFileError, match="metrics.parquet.*delete .* and rerun snakemake"):
+        tables.read_run(tmp_path, SUCCESS)[0]

@@ -55,10 +55,19 @@ def stackable(specs: list[dict]) -> bool:
     return all(spec[key] == first[key] for spec in specs for key in SHARED_KEYS)
 
 
+# The papers' methods the stacked update does not implement: a group using one trains one run after another.
+UNSTACKED_METHODS = ("regularizer", "fresh_data", "until_solved", "train_lengths", "eval_lengths")
+
+
+def unstacked_methods(specs: list[dict]) -> list[str]:
+    """The papers' methods among these specs that only the sequential path implements."""
+    return [key for key in UNSTACKED_METHODS if any(spec[key] for spec in specs)]
+
+
 def can_batch(specs: list[dict]) -> bool:
-    """Whether the batched path should train these runs: stackable, on the CPU, and small enough that stacking
-    is faster than one run after another (:data:`MAX_BATCHED_CELLS`)."""
-    if len(specs) < 2 or not stackable(specs):
+    """Whether the batched path should train these runs: stackable, on the CPU, small enough that stacking
+    is faster than one run after another (:data:`MAX_BATCHED_CELLS`), and using none of :data:`UNSTACKED_METHODS`."""
+    if len(specs) < 2 or not stackable(specs) or unstacked_methods(specs):
         return False
     first = specs[0]
     on_cpu = resolve_device(first["device"]).type == "cpu"

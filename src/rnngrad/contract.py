@@ -18,7 +18,8 @@ RUN_FILES = (
     "model_init.pt",
     "model_final.pt",
 )
-TABLES = ("runs", "metrics", *LOG_TABLES)
+STREAMED_TABLES = ("metrics", *LOG_TABLES)  # a row a step or more: built run by run
+TABLES = ("runs", "lengths", *STREAMED_TABLES)  # lengths: each run's final test at its trained and extra lengths
 METHODS_OFF = {  # the spec keys of the papers' methods as a run without any of them has them (rnngrad.config)
     "regularizer": 0,
     "input_init": "fan_in",

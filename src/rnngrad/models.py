@@ -173,9 +173,13 @@ class VanillaRNN(nn.Module):
         """h_1..h_T as [batch, T, H]."""
         return Recurrence.apply(x, self.W, self.U, self.b, self.act.name)
 
+    def outputs(self, states: torch.Tensor) -> torch.Tensor:
+        """y_t = V h_t + c as [batch, T, O] from the states h_1..h_T."""
+        return states @ self.V.T + self.c
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs y_t = V h_t + c as [batch, T, O]."""
-        return self.states(x) @ self.V.T + self.c
+        return self.outputs(self.states(x))
 
 
 class LSTMBaseline(nn.Module):

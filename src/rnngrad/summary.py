@@ -68,8 +68,11 @@ def rates_vs_theory(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFra
 
 
 def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
-    """Counts of each outcome per (experiment, task, model, init, scale, clip), lengths and seeds pooled."""
-    runs = runs.assign(outcome=outcome(runs), clip=runs["clip"].map(lambda c: "none" if pd.isna(c) else f"{c:g}"))
+    """Counts of each outcome per (experiment, task, model, init, scale, clip and regulariser), lengths and seeds
+    pooled."""
+    clip = runs["clip"].map(lambda c: "none" if pd.isna(c) else f"{c:g}")
+    clip += runs["regularizer"].map(lambda alpha: f" + reg {alpha:g}" if alpha else "")  # Pascanu et al.'s MSGD-CR
+    runs = runs.assign(outcome=outcome(runs), clip=clip)
     counts = runs.groupby([*GROUP, "clip", "outcome"], dropna=False).size().unstack("outcome", fill_value=0)
     for column in ("solved", "learning", "baseline", "diverged"):
         if column not in counts:

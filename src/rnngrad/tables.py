@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from rnngrad import tasks
 from rnngrad.config import ConfigError, gamma
-from rnngrad.contract import SPEC_COLUMNS, TABLES
+from rnngrad.contract import SPEC_COLUMNS, STREAMED_TABLES
 from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
 
 
@@ -58,43 +58,59 @@ def solved(task: str, status: dict, success: dict) -> bool:
     )
 
 
-def steps_to_solve(run_dir: str | Path, task: str, baseline: float, criterion: dict | float) -> float:
+def steps_to_solve(test: pd.DataFrame, task: str, baseline: float, criterion: dict | float) -> float:
     """The first evaluation step at which the run's test metric met the task's success criterion (NaN if none).
 
-    Read from the run's metrics.parquet (its test rows at the trained length: step 0, every ``eval_every`` steps
-    and the final step of a completed run). It is the first time the criterion was met, whatever came after: a run
-    that met it and later lost it (or diverged) keeps its step, while ``solved`` says whether it held at the end."""
-    test = pd.read_parquet(Path(run_dir) / "metrics.parquet")
-    test = test[(test["split"] == "test") & main_length(test)].sort_values("step", kind="stable")
+    From the run's test rows at its trained length (step 0, every ``eval_every`` steps and the final step of a
+    completed run). It is the first time the criterion was met, whatever came after: a run that met it and later
+    lost it (or diverged) keeps its step, while ``solved`` says whether it held at the end."""
     for step, metric, right in zip(test["step"], test["metric"], test["seq_solved_frac"], strict=True):
         if tasks.reached(task, criterion, metric, 1.0 - right, baseline):
             return float(step)
     return math.nan
 
 
-def main_length(metrics: pd.DataFrame) -> pd.Series:
-    """The rows of the run's own test set, not of an extra evaluation length (runs without a length column have
-    only those)."""
-    if "eval_length" not in metrics.columns:
-        return pd.Series(True, index=metrics.index)
-    return metrics["eval_length"].isna()
+def length_rows(spec: dict, status: dict, final: pd.DataFrame, criterion: dict | float) -> pd.DataFrame:
+    """The lengths table's rows of one run: its final test evaluation at the trained length and at every extra
+    length (``eval_lengths``), each with the share of sequences wrong, the memoryless baseline at that length and
+    whether the success criterion holds there (none for a diverged run)."""
+    if status["status"] != "completed":
+        final = final.iloc[0:0]
+    baselines = [
+        tasks.baseline_loss(spec["task"], int(n), spec["variant"], **spec["task_params"]) for n in final.length
+    ]
+    errors = 1.0 - final["seq_solved_frac"]
+    solved = [
+        tasks.reached(spec["task"], criterion, metric, error, baseline)
+        for metric, error, baseline in zip(final["metric"], errors, baselines, strict=True)
+    ]
+    rows = {"length": final["length"], "trained": final["split"] == "test", "loss": final["loss"],
+            "metric": final["metric"], "error_rate": errors, "baseline_loss": baselines, "solved": solved}  # fmt: skip
+    return pd.DataFrame({**spec_columns(spec), **rows})
 
 
-def read_status(run_dir: str | Path, success: dict) -> pd.DataFrame:
-    """One run's row of the runs table (spec columns, status, solved, steps_to_solve), after checking every
-    file's sha256; ``success`` maps each task to its success threshold."""
+def read_run(run_dir: str | Path, success: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One run's row of the runs table (spec columns, status, solved, steps_to_solve) and its rows of the lengths
+    table, after checking every file's sha256; ``success`` maps each task to its success criterion."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / "status.json")
     verify_run(run_dir, status)
     status.pop("sha256")
     provenance = status.pop("provenance", {})
-    spec = spec_columns(read_json(run_dir / "spec.json"))
-    status["solved"] = solved(spec["task"], status, success)
-    status["steps_to_solve"] = steps_to_solve(run_dir, spec["task"], status["baseline_loss"], success[spec["task"]])
-    status.setdefault("final_error_rate", math.nan)
+    spec = read_json(run_dir / "spec.json")
+    columns = spec_columns(spec)
+    task = columns["task"]
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    test = metrics[metrics["split"] == "test"].sort_values("step", kind="stable")
+    status["solved"] = solved(task, status, success)
+    status["steps_to_solve"] = steps_to_solve(test, task, status["baseline_loss"], success[task])
     status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
-    status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
-    return pd.DataFrame([{**spec, **status}])
+    for key in ("diverged_at", "solved_at"):
+        status[key] = float("nan") if status.get(key) is None else float(status[key])
+    status.setdefault("final_error_rate", math.nan)
+    final = metrics[metrics["split"].isin(["test", "test_length"]) & (metrics["step"] == status["steps_done"])]
+    lengths = length_rows(spec, status, final.drop_duplicates("length", keep="last"), success[task])
+    return pd.DataFrame([{**columns, **status}]), lengths
 
 
 def read_run_table(run_dir: str | Path, name: str, spec: dict) -> pd.DataFrame:
@@ -148,16 +164,20 @@ def _stream_table(name: str, run_dirs: list[str], specs: list[dict], path: Path)
 def write_tables(run_dirs: list[str | Path], out_dir: str | Path, success: dict) -> dict[str, Path]:
     """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically), runs in sorted order.
 
-    The runs table is built in memory (a row a run); the others are streamed run by run, so a grid of thousands
+    The runs and lengths tables are built in memory (a row a run, and a row a run and length); the others are
+    streamed run by run, so a grid of thousands
     of runs needs the memory of its largest run, not of its tables."""
     run_dirs = sorted(str(run_dir) for run_dir in run_dirs)
-    runs = pd.concat([read_status(run_dir, success) for run_dir in run_dirs], ignore_index=True)
+    per_run = [read_run(run_dir, success) for run_dir in run_dirs]
+    runs = pd.concat([row for row, _ in per_run], ignore_index=True)
+    lengths = pd.concat([rows for _, rows in per_run], ignore_index=True)
     warning = code_versions_warning(runs)
     if warning:
         print(warning, file=sys.stderr)
     specs = runs[list(SPEC_COLUMNS)].to_dict("records")
     paths = {"runs": write_parquet(Path(out_dir) / "runs.parquet", runs)}
-    for name in TABLES[1:]:
+    paths["lengths"] = write_parquet(Path(out_dir) / "lengths.parquet", lengths)
+    for name in STREAMED_TABLES:
         path = Path(out_dir) / f"{name}.parquet"
         paths[name] = atomic_write(path, lambda tmp, name=name: _stream_table(name, run_dirs, specs, tmp))
     return paths

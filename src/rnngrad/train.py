@@ -14,10 +14,11 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
-from rnngrad import gradients, tasks
+from rnngrad import gradients, regularizer, tasks
 from rnngrad.contract import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
@@ -26,6 +27,11 @@ from rnngrad.optim import Optimizer
 from rnngrad.provenance import code_sha256, provenance
 
 SAMPLER_SEED_OFFSET = 1_000_003  # the batch sampler's seed, distinct from the initialisation's
+# Fresh data: the dataset seed of a run's minibatch at a step, far above any config's data seeds (< 2^62), so that
+# no training minibatch is ever a prefix of a stored test set; the length of a mixed-length minibatch is drawn from
+# its own stream.
+FRESH_SEED_BASE = 1 << 62
+LENGTH_STREAM = 7_919
 
 
 def resolve_device(device: str) -> torch.device:
@@ -53,6 +59,23 @@ def save_torch(obj, path: Path) -> None:
         torch.save(obj, handle)
 
 
+def fresh_batch(spec: dict, step: int) -> tuple[int, dict[str, np.ndarray]]:
+    """The training minibatch of a run with fresh data at ``step`` (Pascanu et al. 2013 generate every minibatch):
+    a pure function of the run's seed and the step, so a run is deterministic, resumes bit for bit from any step
+    and needs no training file. With ``train_lengths`` [T_min, T_max] its T is drawn uniformly from that range.
+    Returns (T, the task's arrays)."""
+    if not 0 <= step < 1 << 32 or not 0 <= spec["seed"] < 1 << 29:
+        raise ValueError(f"fresh_data: seed {spec['seed']} or step {step} out of range (seed < 2^29, step < 2^32)")
+    length = spec["T"]
+    if spec["train_lengths"]:
+        low, high = spec["train_lengths"]
+        length = int(np.random.Generator(np.random.PCG64([LENGTH_STREAM, spec["seed"], step])).integers(low, high + 1))
+    seed = FRESH_SEED_BASE + (spec["seed"] << 32) + step
+    return length, tasks.generate(
+        spec["task"], length, spec["batch_size"], seed, spec["variant"], **spec["task_params"]
+    )
+
+
 def grad_norm(params) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
 
@@ -70,8 +93,12 @@ class Run:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         self.dtype = getattr(torch, spec["dtype"])
-        self.train_set = self._on_device(tasks.load(spec["train_data"]))
+        self.train_set = None if spec["fresh_data"] else self._on_device(tasks.load(spec["train_data"]))
         self.test_set = self._on_device(tasks.load(spec["test_data"]))
+        self.length_sets = {  # extra test lengths, evaluated once at the end (length generalisation)
+            length: self._on_device(tasks.load(path))
+            for length, path in zip(spec["eval_lengths"], spec["eval_data"], strict=True)
+        }
         self.baseline = float(read_json(Path(spec["test_data"]).with_suffix(".json"))["baseline_loss"])
         log_n = min(spec["log_batch"], self.test_set[0].shape[0])
         self.log_batch = tuple(tensor[:log_n] for tensor in self.test_set)
@@ -96,6 +123,8 @@ class Run:
         self.rows: list[dict] = []
         self.logs: dict[str, list[pd.DataFrame]] = {name: [] for name in LOG_TABLES}
         self.diverged_at: int | None = None
+        self.solved_at: int | None = None  # the step where a run that trains until solved met its criterion
+        self.batch_length = spec["T"]  # the T of the last training batch (drawn per batch with train_lengths)
         self.logged = log_steps(spec)
 
     def _on_device(self, data: tuple) -> tuple:
@@ -132,14 +161,27 @@ class Run:
         self.step, self.rows, self.logs = state["step"], state["rows"], state["logs"]
         return True
 
-    def evaluate(self) -> dict:
-        x, y, mask = self.test_set
+    def evaluate(self, data: tuple | None = None, split: str = "test", length: int | None = None) -> dict:
+        """Loss and metrics on the test set (or another evaluation set), recorded as a row of ``split``."""
+        x, y, mask = self.test_set if data is None else data
         with torch.no_grad():
             outputs = self.model(x)
             loss = float(masked_loss(self.spec["task"], outputs, y, mask))
-        row = {"step": self.step, "split": "test", "loss": loss, **metrics(self.spec["task"], outputs, y, mask)}
-        self.rows.append({**row, "grad_norm": math.nan, "clipped": False, "lr": self.spec["lr"]})
+        scores = metrics(self.spec["task"], outputs, y, mask, self.spec["error_rule"])
+        row = {"step": self.step, "split": split, "loss": loss, **scores}
+        self.rows.append({**row, **self._row_extras(length or self.spec["T"])})
         return row
+
+    def _row_extras(self, length: int, grad_norm: float = math.nan, clipped: bool = False, omega: float = math.nan):
+        return {"grad_norm": grad_norm, "clipped": clipped, "lr": self.spec["lr"], "length": length, "omega": omega}
+
+    def has_solved(self, row: dict) -> bool:
+        """Whether a run that trains until solved meets its success criterion at this test evaluation."""
+        criterion = self.spec["until_solved"]
+        error_rate = 1.0 - row["seq_solved_frac"]
+        return criterion is not None and tasks.reached(
+            self.spec["task"], criterion, row["metric"], error_rate, self.baseline
+        )
 
     def log_gradients(self, spectra: bool) -> None:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
@@ -151,37 +193,47 @@ class Run:
             self.logs[name].append(frame.assign(step=self.step))
 
     def draw_batch(self) -> tuple:
-        """The next training batch, drawn from this run's own sampler generator."""
+        """The next training batch: generated fresh for this step, or drawn from the stored training set with this
+        run's own sampler generator."""
+        if self.train_set is None:
+            self.batch_length, arrays = fresh_batch(self.spec, self.step)
+            return self._on_device(tasks.get(self.spec["task"]).to_model(arrays))
         x, y, mask = self.train_set
         index = torch.randint(x.shape[0], (self.spec["batch_size"],), generator=self.sampler).to(self.device)
         return x[index], y[index], mask[index]
 
-    def record_train(self, loss: float, batch_metrics: dict, norm: float) -> bool:
-        """Append this step's train row; False when its loss or gradient norm is NaN/Inf."""
-        clip = self.spec["clip"]
-        self.rows.append(
-            {
-                "step": self.step,
-                "split": "train",
-                "loss": loss,
-                **batch_metrics,
-                "grad_norm": norm,
-                "clipped": clip is not None and norm > clip,
-                "lr": self.spec["lr"],
-            }
-        )
+    def record_train(self, loss: float, batch_metrics: dict, norm: float, omega: float = math.nan) -> bool:
+        """Append this step's train row (the batch's T, the regulariser's Omega); False when its loss or gradient
+        norm is NaN/Inf."""
+        clipped = self.spec["clip"] is not None and norm > self.spec["clip"]
+        extras = self._row_extras(self.batch_length, norm, clipped, omega)
+        self.rows.append({"step": self.step, "split": "train", "loss": loss, **batch_metrics, **extras})
         return math.isfinite(loss) and math.isfinite(norm)
 
     def train_step(self) -> bool:
         """One update; False when the loss or the gradient is NaN/Inf (the update is then not applied)."""
         x, y, mask = self.draw_batch()
         self.optimizer.zero_grad()
-        outputs = self.model(x)
+        alpha = self.spec["regularizer"]
+        if alpha:  # the regulariser needs dE/dh_t of the loss: keep the states' gradient
+            states = self.model.states(x)
+            states.retain_grad()
+            outputs = self.model.outputs(states)
+        else:
+            outputs = self.model(x)
         loss = masked_loss(self.spec["task"], outputs, y, mask)
         loss.backward()
+        omega = math.nan
+        if alpha:  # Pascanu et al. 2013: alpha dOmega/dW joins the loss gradient before the norm is clipped
+            value, grad_w = regularizer.omega(
+                self.model.W.detach(), states.detach(), states.grad, self.spec["activation"]
+            )
+            self.model.W.grad.add_(grad_w, alpha=alpha)
+            omega = float(value)
         params = list(self.model.parameters())
         norm = grad_norm(params)
-        if not self.record_train(float(loss.detach()), metrics(self.spec["task"], outputs, y, mask), norm):
+        batch_metrics = metrics(self.spec["task"], outputs, y, mask, self.spec["error_rule"])
+        if not self.record_train(float(loss.detach()), batch_metrics, norm, omega):
             return False
         if self.rows[-1]["clipped"]:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
             for p in params:
@@ -190,11 +242,12 @@ class Run:
         return True
 
     def run(self) -> dict:
-        """Train to the end or to divergence, writing every run file; returns status.json's content."""
+        """Train to the end, to divergence or (until_solved) to success, writing every run file; returns
+        status.json's content."""
         self.start()
         while self.step < self.spec["steps"]:
             self.before_step()
-            if not self.end_step(self.train_step()):
+            if self.solved_at is not None or not self.end_step(self.train_step()):
                 break
         return self.finish()
 
@@ -209,11 +262,15 @@ class Run:
         self.clock = (time.perf_counter(), self.step)
 
     def before_step(self) -> None:
-        """The gradient logging and evaluation due at this step, before its update."""
-        if self.step in self.logged:
-            self.log_gradients(spectra=self.logged[self.step])
+        """The evaluation and gradient logging due at this step, before its update. A run that trains until solved
+        and meets its criterion here stops: its final logging (spectra included) is this step's."""
         if self.step % self.spec["eval_every"] == 0:
-            self.report(self.evaluate())
+            row = self.evaluate()
+            self.report(row)
+            if self.has_solved(row):
+                self.solved_at = self.step
+        if self.step in self.logged or self.solved_at is not None:
+            self.log_gradients(spectra=self.logged.get(self.step, False) or self.solved_at is not None)
 
     def end_step(self, updated: bool) -> bool:
         """Count the update and checkpoint when due, or record the divergence (False: the run stops)."""
@@ -227,13 +284,19 @@ class Run:
 
     def finish(self) -> dict:
         """Final logging and evaluation of a run that ended or diverged; writes every file, status.json last."""
-        if self.diverged_at is None:
+        if self.solved_at is not None:
+            final = next(row for row in reversed(self.rows) if row["split"] == "test")  # logged and evaluated
+        elif self.diverged_at is None:
             self.log_gradients(spectra=True)
             final = self.evaluate()
             if not math.isfinite(final["loss"]):
                 self.diverged_at = self.step  # the last update was finite but sent the test loss to NaN/Inf
         if self.diverged_at is not None:
             final = {"loss": math.nan, "metric": math.nan, "metric_name": self.rows[-1]["metric_name"]}
+            final["seq_solved_frac"] = math.nan
+        else:
+            for length, data in self.length_sets.items():
+                self.evaluate(data, "test_length", length)
         self._save_model("model_final.pt")
         self._write_tables()
         status = {
@@ -242,6 +305,8 @@ class Run:
             "diverged_at": self.diverged_at,
             "final_loss": final["loss"],
             "final_metric": final["metric"],
+            "final_error_rate": 1.0 - final["seq_solved_frac"],
+            "solved_at": self.solved_at,
             "metric_name": final["metric_name"],
             "baseline_loss": self.baseline,
             "sha256": {name: file_sha256(self.out_dir / name) for name in RUN_FILES if name != "status.json"},
@@ -310,15 +375,17 @@ def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1, stack
     resumes where it stopped: finished members are kept, interrupted ones resume from their checkpoints.
     Returns the group's status: each member's outcome, whether it was kept, the path taken and the wall time.
     """
-    from rnngrad.batched import can_batch, train_batched  # it builds on Run: imported here, not at the top
+    from rnngrad.batched import can_batch, train_batched, unstacked_methods  # it builds on Run: not at the top
 
     torch.set_num_threads(threads)
     out_dirs = [Path(runs_dir) / spec["run_id"] for spec in specs]
     kept = {i: completed_status(spec, out_dir) for i, (spec, out_dir) in enumerate(zip(specs, out_dirs, strict=True))}
     todo = [i for i, status in kept.items() if status is None]
     batched = stack and can_batch([specs[i] for i in todo])
+    methods = unstacked_methods(specs) if stack else []
+    why = f" (the batched path does not implement {', '.join(methods)})" if methods else ""
     print(f"group of {len(specs)} runs: {len(specs) - len(todo)} complete and kept, {len(todo)} to train "
-          f"{'stacked (batched path)' if batched else 'one after another'}", flush=True)  # fmt: skip
+          f"{'stacked (batched path)' if batched else 'one after another' + why}", flush=True)  # fmt: skip
     start = time.perf_counter()
     if batched:
         trained = train_batched([specs[i] for i in todo], [out_dirs[i] for i in todo])

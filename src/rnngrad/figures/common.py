@@ -391,18 +391,20 @@ def log2_scale_axis(ax: plt.Axes, scales) -> None:
 
 def arm_labels(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """(model, arm) per run: the model is the label, with the init and the scale where the label has several
-    ("RNN-tanh, gaussian, g = 1"); the arm adds the clip threshold ("RNN-tanh + clip 1")."""
+    ("RNN-tanh, gaussian, g = 1"); the arm adds the clip threshold and Pascanu et al.'s regulariser weight where
+    they are used ("RNN-tanh + clip 1 + reg 4")."""
     if runs.empty:
         empty = pd.Series([], index=runs.index, dtype=object)
         return empty, empty
     several_inits = runs.groupby("label")["init"].transform("nunique") > 1
     several_scales = runs.groupby("label")["scale"].transform(lambda s: s.fillna(-1.0).nunique()) > 1
     models, arms = [], []
-    for label, init, scale, clip, by_init, by_scale in zip(
-        runs["label"], runs["init"], runs["scale"], runs["clip"].astype(float), several_inits, several_scales,
-        strict=True,
+    for label, init, scale, clip, alpha, by_init, by_scale in zip(
+        runs["label"], runs["init"], runs["scale"], runs["clip"].astype(float), runs["regularizer"], several_inits,
+        several_scales, strict=True,
     ):  # fmt: skip
         model = label + (f", {init}" if by_init else "") + (f", g = {format_number(scale)}" if by_scale else "")
         models.append(model)
-        arms.append(model if np.isnan(clip) else f"{model} + clip {format_number(clip)}")
+        arm = model if np.isnan(clip) else f"{model} + clip {format_number(clip)}"
+        arms.append(f"{arm} + reg {format_number(alpha)}" if alpha else arm)
     return pd.Series(models, index=runs.index, dtype=object), pd.Series(arms, index=runs.index, dtype=object)
