@@ -216,20 +216,17 @@ def test_dldh_rate_recovers_an_exponential_decay():
     assert reproduce.measure(later, tables).value == pytest.approx(0.0, abs=1e-12)
 
 
-def test_errors_at_longest_reads_the_final_evaluation_at_the_longest_length():
-    runs = runs_table({(1.0, 50): [True, True]})
-    nan = float("nan")  # eval_length is NaN on the rows of the run's own test set (length T = 50)
-    rows = [
-        {"run_id": run, "split": "test", "step": step, "T": 50, "eval_length": length, "seq_solved_frac": right}
-        for run in runs["run_id"]
-        for step, length, right in [(0, nan, 0.3), (0, 500, 0.2), (9, nan, 1.0), (9, 500, 0.97), (9, 200, 1.0)]
+def test_errors_at_longest_reads_the_longest_length_and_counts_a_run_without_one_as_wrong():
+    runs = runs_table({(1.0, 50): [True, True, False]})
+    ids = list(runs["run_id"])
+    rows = [  # the lengths table: each run's final test at its T (50) and its extra lengths; the third diverged
+        {"run_id": run, "length": length, "error_rate": error}
+        for run in ids[:2]
+        for length, error in [(50, 0.0), (500, 0.03), (200, 0.0)]
     ]
-    tables = {"runs": runs, "metrics": pd.DataFrame(rows)}
-    measured = reproduce.measure(claim({"kind": "match", "value": 0.0}, measure="errors_at_longest"), tables)
-    assert measured.value == pytest.approx(0.03)
-    no_extra = pd.DataFrame(rows).query("eval_length != eval_length").drop(columns="eval_length")
-    tables = {"runs": runs, "metrics": no_extra}
-    assert reproduce.measure(claim({"kind": "match", "value": 0.0}, measure="errors_at_longest"), tables).value == 0
+    tables = {"runs": runs, "lengths": pd.DataFrame(rows)}
+    values = reproduce.MEASURES["errors_at_longest"].values(tables, runs, {})
+    assert values.to_dict() == {ids[0]: 0.03, ids[1]: 0.03, ids[2]: 1.0}
 
 
 # ----- the report ---------------------------------------------------------------------------------------------

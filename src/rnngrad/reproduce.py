@@ -124,20 +124,14 @@ def _loss_ratio(tables, runs, params) -> pd.Series:
     return ratio.where(np.isfinite(ratio), np.inf)
 
 
-def _final_test_rows(tables, runs) -> pd.DataFrame:
-    metrics = tables["metrics"]
-    test = metrics[(metrics["split"] == "test") & metrics["run_id"].isin(runs["run_id"])]
-    last = test.groupby("run_id")["step"].transform("max")
-    return test[test["step"] == last]
-
-
 def _errors_at_longest(tables, runs, params) -> pd.Series:
-    """Share of test sequences counted wrong (1 - seq_solved_frac, by the task's error rule) at the final
-    evaluation, on the longest length each run was tested at (its extra ``eval_lengths``, else its T)."""
-    rows = _final_test_rows(tables, runs)
-    length = rows["eval_length"].fillna(rows["T"]) if "eval_length" in rows else rows["T"]
-    longest = length.groupby(rows["run_id"]).transform("max")
-    return 1.0 - rows[length == longest].set_index("run_id")["seq_solved_frac"]
+    """Share of test sequences counted wrong (the task's error rule) at the final evaluation, on the longest length
+    each run was tested at (the lengths table: its T and its extra ``eval_lengths``). A run without a final test
+    (diverged) counts as all wrong."""
+    lengths = tables["lengths"]
+    rows = lengths[lengths["run_id"].isin(runs["run_id"])]
+    longest = rows[rows["length"] == rows.groupby("run_id")["length"].transform("max")]
+    return longest.set_index("run_id")["error_rate"].reindex(runs["run_id"]).fillna(1.0)
 
 
 def _dldh_rate(tables, runs, params) -> pd.Series:
@@ -161,7 +155,7 @@ MEASURES = {
         "median", "lowers", ("runs",), _loss_ratio, "final test loss / the memoryless baseline's loss"
     ),
     "errors_at_longest": Measure(
-        "median", "lowers", ("runs", "metrics"), _errors_at_longest, "test error share at the longest tested length"
+        "median", "lowers", ("runs", "lengths"), _errors_at_longest, "test error share at the longest tested length"
     ),
     "dldh_rate": Measure(
         "median", "either", ("runs", "gradients"), _dldh_rate, "slope of log ||dL/dh_k|| per step back"
