@@ -394,3 +394,12 @@ def test_smoke_reproduction_runs_end_to_end(tmp_path):
     assert all(sum(f"| {verdict} |" in row for verdict in verdicts) == 1 for row in rows)
     for figure in config["figures"]:
         assert (workdir / "figures" / "smoke-reproduce" / f"{figure}.png").stat().st_size > 10_000
+
+
+def test_select_longest_keeps_the_longest_length_of_the_matching_runs():
+    runs = runs_table({(1.0, 20): [True] * 2, (1.0, 40): [False] * 3, (None, 40): [True] * 2, (None, 60): [False]})
+    chosen = reproduce.select_runs(runs, {"clip": 1.0, "T": "longest"}, "c")
+    assert set(chosen["T"]) == {40} and len(chosen) == 3  # T = 60 has no clipped run
+    contrast = claim({"kind": "greater", "than": {"clip": None}}, select={"clip": 1.0, "T": "longest"})
+    measured = reproduce.measure(contrast, {"runs": runs})  # the other side at the same length, not its own longest
+    assert measured.value == pytest.approx(0 / 3 - 2 / 2) and "T = 40" in measured.text
