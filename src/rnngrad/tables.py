@@ -22,15 +22,13 @@ from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
 
 
 def spec_columns(spec: dict) -> dict:
-    """The spec fields every table row carries (lstm: activation and init 'none', scale and clip NaN; the
-    regulariser's weight 0 where it is off)."""
+    """The spec fields every table row carries (lstm: activation and init 'none', scale and clip NaN)."""
     row = {key: spec.get(key) for key in SPEC_COLUMNS}
     row["gamma"] = gamma(spec)
     for key in ("activation", "init"):
         row[key] = row[key] or "none"
     for key in ("scale", "clip"):
         row[key] = float("nan") if row[key] is None else float(row[key])
-    row["regularizer"] = float(row["regularizer"] or 0.0)  # runs from before the regulariser had none
     return row
 
 
