@@ -403,3 +403,5 @@ def test_select_longest_keeps_the_longest_length_of_the_matching_runs():
     contrast = claim({"kind": "greater", "than": {"clip": None}}, select={"clip": 1.0, "T": "longest"})
     measured = reproduce.measure(contrast, {"runs": runs})  # the other side at the same length, not its own longest
     assert measured.value == pytest.approx(0 / 3 - 2 / 2) and "T = 40" in measured.text
+    by_length = claim({"kind": "greater", "than": {"T": "longest"}}, select={"clip": 1.0, "T": "shortest"})
+    assert reproduce.measure(by_length, {"runs": runs}).value == pytest.approx(2 / 2 - 0 / 3)  # T = 20 against 40

@@ -34,7 +34,7 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 REPRODUCED, NOT_AT_BUDGET, CONTRADICTED = "reproduced", "not reproduced at this budget", "contradicted"
 RULE_KINDS = ("match", "at_least", "at_most", "greater")
-LONGEST = "longest"  # a select value: the largest value of that column among the selected runs
+EXTREMES = {"longest": "max", "shortest": "min"}  # select values: the largest or smallest value of that column
 
 
 class ClaimError(ValueError):
@@ -192,19 +192,25 @@ def load_published(path: str | Path) -> dict[str, dict]:
     return claims
 
 
+def _extreme(value) -> bool:
+    return isinstance(value, str) and value in EXTREMES
+
+
 def select_runs(runs: pd.DataFrame, select: dict, claim: str) -> pd.DataFrame:
     """Runs whose columns equal the selection (null matches NaN or a missing value, a list any of its values;
-    ``longest`` the largest value among the runs that match the rest, e.g. the longest length T a config ran)."""
+    ``longest`` / ``shortest`` the largest / smallest value among the runs that match the rest, e.g. the longest
+    length T a config ran)."""
     keep = pd.Series(True, index=runs.index)
     for column, value in select.items():
         if column not in runs:
             raise ClaimError(f"claim {claim}: select on {column!r}, not a runs column; have {sorted(runs)}")
         if value is None:
             keep &= runs[column].isna() | (runs[column] == "none")
-        elif value != LONGEST:
+        elif not _extreme(value):
             keep &= runs[column].isin(value if isinstance(value, list) else [value])
-    for column in [column for column, value in select.items() if value == LONGEST]:
-        keep &= runs[column] == runs.loc[keep, column].max()
+    for column, value in select.items():
+        if _extreme(value):
+            keep &= runs[column] == runs.loc[keep, column].agg(EXTREMES[value])
     chosen = runs[keep]
     if chosen.empty:
         raise ClaimError(f"claim {claim}: no run matches {select}")
@@ -247,9 +253,11 @@ def measure(claim: dict, tables: dict[str, pd.DataFrame]) -> Measured:
     runs = select_runs(tables["runs"], claim["select"], claim["id"])
     values = _values(claim, spec, tables, runs, params)
     if claim["rule"]["kind"] == "greater":
-        other_select = {**claim["select"], **claim["rule"]["than"]}
-        for column in [column for column, value in other_select.items() if value == LONGEST]:
-            other_select[column] = sorted(runs[column].unique().tolist())  # the lengths the claimed side has
+        than = claim["rule"]["than"]
+        other_select = {**claim["select"], **than}
+        for column, value in claim["select"].items():
+            if _extreme(value) and column not in than:  # the other side at the lengths the claimed side has
+                other_select[column] = sorted(runs[column].unique().tolist())
         other = select_runs(tables["runs"], other_select, claim["id"])
         others = _values(claim, spec, tables, other, params)
         if spec.statistic == "share":
