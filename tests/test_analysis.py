@@ -67,6 +67,8 @@ SPEC_DEFAULTS = {
     "variant": "all",
     "T": 20,
     "clip": math.nan,
+    "regularizer": 0.0,
+    "input_init": "fan_in",
     "seed": 0,
     "hidden": 8,
     "optimizer": "adam",

@@ -3,10 +3,15 @@ Pascanu et al.'s regulariser, each checked against an independent computation or
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from test_train import datasets, make_spec, read_run, run_files  # noqa: F401 - datasets is a fixture
 
 from rnngrad import regularizer, tables, tasks
@@ -148,3 +153,16 @@ def test_group_using_a_method_the_stack_lacks_trains_sequentially(datasets, tmp_
     for spec in specs:  # the sequential path: each member's files are those it writes alone
         train(spec, tmp_path / "alone" / spec["run_id"])
         assert run_files(tmp_path / spec["run_id"]) == run_files(tmp_path / "alone" / spec["run_id"])
+
+
+def test_methods_benchmark_tiny_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "methods.py"), "--tiny", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
+    result = json.loads(out.read_text())
+    assert {"cpu", "isa", "cores", "torch", "threads", "rows"} <= set(result)
+    assert [row["shape"] for row in result["rows"]] == ["default", "pascanu"]
+    for row in result["rows"]:
+        assert row["plain_ms"] > 0 and all(
+            row[f"{arm}_ratio"] > 0 for arm in ("regularizer", "fresh_data", "mixed_lengths")
+        )

@@ -4,13 +4,9 @@ tenfold, dropped steps counted nowhere."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 import torch
-from conftest import ROOT, make_batch
+from conftest import make_batch
 
 from rnngrad.losses import masked_loss
 from rnngrad.models import ACTIVATIONS, VanillaRNN
@@ -184,18 +180,3 @@ def test_no_graph_and_a_clear_error_for_an_unknown_activation():
     assert value.grad_fn is None and grad.grad_fn is None and not grad.requires_grad
     with pytest.raises(ValueError, match="activation: unknown value 'gelu'"):
         omega(model.W, states, torch.ones_like(states), "gelu")
-
-
-def test_benchmark_tiny_runs(tmp_path):
-    out = tmp_path / "bench.json"
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "regularizer.py"), "--tiny", "--out", str(out)],
-        check=True,
-        capture_output=True,
-        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""},
-    )
-    result = json.loads(out.read_text())
-    assert {"cpu", "cores", "torch", "threads", "rows"} <= set(result)
-    assert [row["shape"] for row in result["rows"]] == ["default", "pascanu"]
-    for row in result["rows"]:
-        assert row["omega_ms"] > 0 and row["plain_ms"] > 0 and row["ratio"] > 0

@@ -189,6 +189,15 @@ def test_uniform_input_weights_give_the_input_variance():
     assert float(drive.var()) == pytest.approx(theory.input_variance("copy", 30, "all"), rel=0.05)
 
 
+def test_gaussian_input_weights_give_the_input_variance():
+    """U ~ N(0, sigma^2) (Pascanu et al.'s 0.01, here 0.3 to be well above float32 noise): variance sigma^2 ||x||^2;
+    the tables carry input_init as text."""
+    model = VanillaRNN(10, 4000, 1, init="identity", seed=3, input_init=0.3)
+    drive = model.U.detach().double() @ torch.eye(10, dtype=torch.float64)[:, 4]
+    assert float(drive.var()) == pytest.approx(theory.input_variance("copy", 30, "all", "0.3"), rel=0.05)
+    assert theory.input_variance("copy", 30, "all", "0.3") == pytest.approx(0.09, rel=1e-12)  # one-hot: ||x|| = 1
+
+
 def test_memory_time_is_one_over_the_rate():
     g = np.array([0.5, 2.0, 8.0])
     np.testing.assert_allclose(
@@ -360,3 +369,10 @@ def test_the_wall_of_the_error_surface_is_the_basin_boundary():
     # 1e-9 away it has not left the unstable point x = 0.5 after 50 steps (1e-9 * sum 1.175^t ~ 2e-5)
     stuck = theory.one_unit_error(5.0, b_wall + np.array([-1e-9, 1e-9]))
     np.testing.assert_allclose(stuck, (float(theory.sigmoid(0.5)) - 0.7) ** 2, rtol=1e-3)
+
+
+def test_no_mean_field_is_claimed_for_the_sparse_init():
+    assert math.isnan(theory.mean_field_lyapunov("tanh", "sparse", 0.95, 0.1))
+    assert math.isnan(theory.memory_time("tanh", "sparse", 0.95, 0.1))
+    with pytest.raises(ValueError, match="allowed"):
+        theory.mean_field_lyapunov("tanh", "xavier", 0.95, 0.1)

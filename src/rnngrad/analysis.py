@@ -167,13 +167,14 @@ def paired_fits(products: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame
 
 def mean_field_columns(spec: pd.DataFrame) -> pd.DataFrame:
     """input_var, mean_field_rate (lambda) and mean_field_contribution_rate for each RNN run, from its spec alone
-    (rnngrad.theory: activation, init, scale and the task's input statistics; NaN for a task without them, and for
+    (rnngrad.theory: activation, init, scale, the input weights' spread and the task's input statistics; NaN for a
+    task without them, and for
     one-unit runs: the mean field is a wide-network limit, the scalar case has its own closed form)."""
-    keys = ["activation", "init", "scale", "task", "T", "variant", "hidden"]
+    keys = ["activation", "init", "scale", "task", "T", "variant", "hidden", "input_init"]
     settings = spec[keys].drop_duplicates()
     values = []
-    for act, init, g, task, T, variant, hidden in settings.itertuples(index=False):  # noqa: N806 - the papers' T
-        s2 = theory.input_variance(task, T, variant) if hidden > 1 else math.nan
+    for act, init, g, task, T, variant, hidden, input_init in settings.itertuples(index=False):  # noqa: N806
+        s2 = theory.input_variance(task, T, variant, input_init) if hidden > 1 else math.nan
         lam = theory.mean_field_lyapunov(act, init, g, s2)
         values.append((s2, lam, float(theory.mean_field_contribution_rate(act, init, g, s2))))
     names = ["input_var", "mean_field_rate", "mean_field_contribution_rate"]

@@ -57,17 +57,23 @@ def log_product_bound(gamma, sigma_max, distance):
 # a saddle-node bifurcation, which depends on the extremes of the drive, not on its variance: NaN, no mean field.
 
 MEAN_FIELD_INITS = ("orthogonal", "gaussian", "identity")
+# Pascanu et al.'s sparse W: its scale is a spectral radius, and the row norms it gives depend on the number of
+# non-zero weights and on H, so no mean field is claimed for it (NaN: no theory is drawn).
+NO_MEAN_FIELD_INIT = "sparse"
 
 
-def input_variance(task: str, T: float, variant: str) -> float:  # noqa: N803 - T is the papers' name
-    """s^2 = Var((U x_t)_i) = E_t ||x_t||^2 / (3 D): U_ij ~ uniform(-1/sqrt(D), 1/sqrt(D)) has variance 1/(3D).
+def input_variance(task: str, T: float, variant: str, input_init: str = "fan_in") -> float:  # noqa: N803
+    """s^2 = Var((U x_t)_i) = E_t ||x_t||^2 Var(U_ij): 1/(3D) for the default U_ij ~ uniform(-1/sqrt(D), 1/sqrt(D))
+    (input_init "fan_in"), sigma^2 for U_ij ~ N(0, sigma^2) (input_init a number, as the tables write it).
 
     The input drive, averaged over the steps of a sequence (the task's own input_moments, at its default
     parameters) and over the random U; NaN for an unknown task (no theory is drawn then)."""
     if task not in tasks.REGISTRY:
         return math.nan
     _, mean_square = tasks.input_moments(task, round(T), variant)
-    return mean_square / (3.0 * tasks.n_inputs(task))
+    if input_init == "fan_in":
+        return mean_square / (3.0 * tasks.n_inputs(task))
+    return mean_square * float(input_init) ** 2
 
 
 def one_unit_drive(task: str, T: int, variant: str, activation: str, scale: float, seed: int) -> float:  # noqa: N803
@@ -132,8 +138,10 @@ def _lyapunov_one(activation: str, init: str, g: float, input_var: float) -> flo
         return math.nan
     if init == "identity":  # relu: every unit that stays on; tanh, g <= 1: f' <= 1, attained as the drive -> 0
         return math.log(g) if activation == "relu" or (activation == "tanh" and g <= 1) else math.nan
+    if init == NO_MEAN_FIELD_INIT:
+        return math.nan
     if init not in MEAN_FIELD_INITS:
-        raise ValueError(f"init: unknown value {init!r}; allowed: {list(MEAN_FIELD_INITS)}")
+        raise ValueError(f"init: unknown value {init!r}; allowed: {[*MEAN_FIELD_INITS, NO_MEAN_FIELD_INIT]}")
     if activation == "relu":  # E[relu'(a)^2] = P(a > 0) = 1/2 for any q > 0
         return 0.5 * math.log(0.5 * g * g)
     q = mean_field_variance(activation, g, input_var)
@@ -145,8 +153,9 @@ def mean_field_lyapunov(activation: str, init: str, g, input_var: float = 0.0):
     """lambda = 0.5 ln(g^2 E[f'(a)^2]), a ~ N(0, q*), for orthogonal and gaussian W (identity: see the section comment).
 
     Closed forms: relu 0.5 ln(g^2/2) = ln g - 0.35 for orthogonal and gaussian W, ln g for identity; tanh without
-    input ln g for g <= 1; small g and small input: ln(g f'(0)). NaN for a task without input statistics and for
-    the identity init where no mean field exists (see the section comment). ``g`` a scalar (-> float) or an array."""
+    input ln g for g <= 1; small g and small input: ln(g f'(0)). NaN for a task without input statistics, for
+    the identity init where no mean field exists (see the section comment) and for the sparse init. ``g`` a
+    scalar (-> float) or an array."""
     gs = np.asarray(g, dtype=np.float64)
     out = np.vectorize(lambda value: _lyapunov_one(activation, init, float(value), input_var), otypes=[float])(gs)
     return float(out) if out.ndim == 0 else out

@@ -186,10 +186,10 @@ def predicted_lengths(runs: pd.DataFrame) -> pd.DataFrame:
     """TRAINABLE_MULTIPLE x the mean-field memory time xi per (panel, row) of RNN runs, from the spec alone
     (rnngrad.theory, at the runs' median T for the input variance); NaN where no mean field exists."""
     rnn = runs[runs["model"] == "rnn"].assign(panel=_panel(runs), row=row_labels(runs))
-    keys = ["panel", "row", "activation", "init", "scale", "task", "variant", "hidden"]
+    keys = ["panel", "row", "activation", "init", "scale", "task", "variant", "hidden", "input_init"]
     rows = []
-    for (panel, row, act, init, g, task, variant, hidden), group in rnn.groupby(keys, sort=False):
-        s2 = theory.input_variance(task, float(group["T"].median()), variant) if hidden > 1 else np.nan
+    for (panel, row, act, init, g, task, variant, hidden, input_init), group in rnn.groupby(keys, sort=False):
+        s2 = theory.input_variance(task, float(group["T"].median()), variant, input_init) if hidden > 1 else np.nan
         xi = theory.memory_time(act, init, g, s2)
         rows.append({"panel": panel, "row": row, "length": TRAINABLE_MULTIPLE * xi})
     return pd.DataFrame(rows, columns=["panel", "row", "length"])
