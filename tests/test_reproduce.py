@@ -405,3 +405,38 @@ def test_select_longest_keeps_the_longest_length_of_the_matching_runs():
     assert measured.value == pytest.approx(0 / 3 - 2 / 2) and "T = 40" in measured.text
     by_length = claim({"kind": "greater", "than": {"T": "longest"}}, select={"clip": 1.0, "T": "shortest"})
     assert reproduce.measure(by_length, {"runs": runs}).value == pytest.approx(2 / 2 - 0 / 3)  # T = 20 against 40
+
+
+def test_a_figure_draws_several_experiments_and_the_manifest_lists_their_code(tmp_path):
+    """`rnngrad figure --tables-dir A --tables-dir B` draws the concatenated tables; the manifest of a figure drawn
+    from a list of experiments carries every experiment's training-code versions."""
+    from rnngrad.cli import main
+    from rnngrad.io import read_json
+
+    dirs = []
+    for panel, (init, scale, code) in {
+        "basic": ("gaussian", 0.7071068, "a" * 64),
+        "smart": ("sparse", 0.95, "b" * 64),
+    }.items():
+        runs = runs_table({(1.0, 20): [True, False], (None, 20): [False, False]})
+        runs = runs.assign(run_id=panel + runs["run_id"], activation="tanh", init=init, scale=scale, regularizer=0.0)
+        (tmp_path / panel).mkdir()
+        runs.assign(code_sha256=code).to_parquet(tmp_path / panel / "runs.parquet")
+        dirs += ["--tables-dir", str(tmp_path / panel)]
+    figures = tmp_path / "figures"
+    assert main(["figure", "pascanu_fig7", *dirs, "--out", str(figures / "pascanu_fig7.png")]) == 0
+    assert (figures / "pascanu_fig7.png").stat().st_size > 10_000
+    drawn = pascanu_fig7_table(tmp_path)
+    assert set(drawn["panel"]) == {"basic tanh", "smart tanh"} and drawn["seeds"].eq(2).all()
+    runs_args = ["--runs", str(tmp_path / "basic" / "runs.parquet"), str(tmp_path / "smart" / "runs.parquet")]
+    out = figures / "manifest.json"
+    assert main(["manifest", "--config-sha256", "0", *runs_args, "--out", str(out), "pascanu_fig7=basic,smart"]) == 0
+    entry = read_json(out)["figures"]["pascanu_fig7"]
+    assert entry["experiment"] == ["basic", "smart"] and entry["runs_code_sha256"] == ["a" * 64, "b" * 64]
+
+
+def pascanu_fig7_table(tables_root) -> pd.DataFrame:
+    from rnngrad.figures import pascanu_fig7
+
+    runs = pd.concat([pd.read_parquet(tables_root / panel / "runs.parquet") for panel in ("basic", "smart")])
+    return pascanu_fig7.success_table(runs)
