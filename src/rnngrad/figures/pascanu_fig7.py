@@ -58,13 +58,13 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     panels += sorted(set(table["panel"]) - set(panels))
     arms = [arm for arm in ARMS if arm in set(table["arm"])]
     colours = dict(zip(ARMS, sns.color_palette(style.PALETTE), strict=False))
-    lengths = sorted(table["T"].unique())
     width = 0.8 / len(arms)
 
     fig, axes = plt.subplots(
         1, len(panels), figsize=(common.WIDTH, 2.9), sharey=True, squeeze=False, layout="constrained"
     )
     for ax, panel in zip(axes[0], panels, strict=True):
+        lengths = sorted(table.loc[table["panel"] == panel, "T"].unique())  # each panel at the lengths it ran
         for i, arm in enumerate(arms):
             bars = table[(table["panel"] == panel) & (table["arm"] == arm)].set_index("T").reindex(lengths)
             x = np.arange(len(lengths)) + (i - (len(arms) - 1) / 2) * width
