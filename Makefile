@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)  # rules call the `rnngrad` CLI of this venv
 
-.PHONY: figures test report dryrun paper-tiny paper-cost
+.PHONY: figures test report dryrun paper-tiny paper-cost reproduce
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,9 @@ paper-tiny: $(VENV)/.installed  ## the paper grid's every experiment, run and ru
 
 paper-cost: $(VENV)/.installed  ## the paper grid's CPU-hours and longest job, from step costs timed on this machine
 	$(BIN)/python -m rnngrad cost config/paper.yaml
+
+REPRODUCTIONS := $(filter-out config/reproduce/published.yaml,$(wildcard config/reproduce/*.yaml))
+reproduce: $(VENV)/.installed  ## every reproduction at its reduced budget: verdicts and figures in figures/reproduce-*/
+	for config in $(REPRODUCTIONS); do \
+		$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile $$config || exit 1; \
+	done

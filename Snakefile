@@ -42,7 +42,11 @@ FIGURES_DIR = rnngrad_config.figures_root(config)
 # each job its specs and each tables job its run folders, so no command line grows with the grid.
 GROUPS = rnngrad_groups.group_specs(SPECS, config["groups"]["max_runs"])
 PLAN_SHA256 = rnngrad_groups.write_plan(GROUPS, RESULTS)
-FIGURES = config["figures"]
+# figure -> the experiments whose tables it draws (none for theory figures)
+FIGURES = {
+    name: rnngrad_config.figure_experiments(drawn)
+    for name, drawn in config["figures"].items()
+}
 
 
 include: "workflow/rules/common.smk"
@@ -52,9 +56,15 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
+if "reproduce" in config:
+
+    include: "workflow/rules/reproduce.smk"
+
+
 rule all:
     default_target: True
     input:
         expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
         f"{FIGURES_DIR}/manifest.json",
         f"{RESULTS}/summary.md",
+        [f"{RESULTS}/reproduction.md"] if "reproduce" in config else [],

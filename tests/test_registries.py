@@ -30,12 +30,17 @@ def test_schema_enum_is_the_registry(enum, registry):
 
 @pytest.mark.parametrize("task", tasks.TASKS)
 def test_schema_task_section_is_the_task_module(task):
-    """tasks.<task> holds exactly the variant, the task's own parameters and its success threshold."""
+    """tasks.<task> holds exactly the variant, the task's own parameters, its success threshold and the optional
+    success criterion (with the error rules where the task has the papers' rules), all required but those."""
     section = SCHEMA["properties"]["tasks"]["properties"][task]
     module = tasks.get(task)
     assert sorted(section["properties"]["variant"]["enum"]) == sorted(module.VARIANTS)
-    assert set(section["properties"]) == {"variant", module.SUCCESS_KEY, *module.PARAMS}
-    assert set(section["required"]) == set(section["properties"])
+    optional = {"criterion", "max_errors"} | ({"error_rule"} if hasattr(module, "ERROR_RULES") else set())
+    assert set(section["properties"]) == {"variant", module.SUCCESS_KEY, *module.PARAMS} | optional
+    assert set(section["required"]) == set(section["properties"]) - optional
+    if hasattr(module, "ERROR_RULES"):
+        assert sorted(section["properties"]["error_rule"]["enum"]) == sorted(module.ERROR_RULES)
+    assert SCHEMA["$defs"]["criterion"]["enum"] == list(tasks.CRITERIA)
 
 
 def test_schema_has_a_section_for_every_task_and_no_other():

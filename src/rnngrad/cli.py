@@ -11,10 +11,14 @@ from rnngrad import config as configuration
 from rnngrad import tables, tasks
 from rnngrad.figures import figure_module
 from rnngrad.io import DiskFullError, FolderLockedError
+from rnngrad.reproduce import ClaimError
 from rnngrad.stopping import Stopped
 
-# Errors a user can fix (a config, a dataset, a run file, a full disk, a busy run folder): one line, no traceback.
-USER_ERRORS = (configuration.ConfigError, tasks.DatasetError, tables.RunFileError, DiskFullError, FolderLockedError)
+# Errors a user can fix (a config, a dataset, a run file, a claim, a full disk, a busy run folder): one line, no
+# traceback.
+USER_ERRORS = (
+    configuration.ConfigError, tasks.DatasetError, tables.RunFileError, ClaimError, DiskFullError, FolderLockedError,
+)  # fmt: skip
 
 
 def _param(item: str) -> tuple[str, int]:
@@ -58,8 +62,13 @@ def cmd_stale(args) -> None:
 
 
 def cmd_figure(args) -> None:
+    import pandas as pd
+
     module = figure_module(args.name)
-    frames = tables.read_tables(args.tables_dir, module.TABLES) if module.TABLES else {}
+    if module.TABLES and not args.tables_dir:
+        raise configuration.ConfigError(f"figure {args.name} draws {module.TABLES}: give --tables-dir")
+    drawn = [tables.read_tables(tables_dir, module.TABLES) for tables_dir in args.tables_dir]
+    frames = {name: pd.concat([frames[name] for frames in drawn], ignore_index=True) for name in module.TABLES}
     module.render(frames, Path(args.out))
     print(f"wrote {args.out} and its PDF")
 
@@ -74,7 +83,7 @@ def cmd_manifest(args) -> None:
     from rnngrad.manifest import write_manifest
 
     figures = dict(item.split("=", 1) for item in args.figures)
-    experiments = {name: experiment or None for name, experiment in figures.items()}
+    experiments = {name: (drawn.split(",") if "," in drawn else drawn) or None for name, drawn in figures.items()}
     runs_tables = {Path(path).parent.name: Path(path) for path in args.runs}
     write_manifest(args.out, args.config_sha256, experiments, Path(args.out).parent, runs_tables)
     print(f"wrote {args.out}")
@@ -95,6 +104,23 @@ def cmd_miniature(args) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(yaml.safe_dump(tiny, sort_keys=False))
     print(f"wrote {args.out}: {len(configuration.expand(tiny))} runs, output root results/{tiny['name']}/")
+
+
+def cmd_reproduce(args) -> None:
+    from rnngrad.reproduce import write_report
+
+    claims = dict(item.split("=", 1) for item in args.claims)
+    print(write_report(args.published, claims, args.title, args.out), end="")
+
+
+def cmd_paper_budget(args) -> None:
+    import yaml
+
+    paper = configuration.paper_budget(configuration.load(args.config))
+    configuration.validate(paper)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(yaml.safe_dump(paper, sort_keys=False))
+    print(f"wrote {args.out}: {len(configuration.expand(paper))} runs, output root results/{paper['name']}/")
 
 
 def cmd_validate(args) -> None:
@@ -147,7 +173,12 @@ def parser() -> argparse.ArgumentParser:
 
     fig = stages.add_parser("figure", help="render one figure (PNG and PDF) from an experiment's tables")
     fig.add_argument("name")
-    fig.add_argument("--tables-dir", help="results/tables/{experiment} (figures drawn from tables only)")
+    fig.add_argument(
+        "--tables-dir",
+        action="append",
+        default=[],
+        help="results/tables/{experiment} (figures drawn from tables only); repeated: their tables concatenated",
+    )
     fig.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
     fig.set_defaults(func=cmd_figure)
 
@@ -160,7 +191,9 @@ def parser() -> argparse.ArgumentParser:
     man.add_argument("--config-sha256", required=True)
     man.add_argument("--out", required=True, help="figures/{name}/manifest.json (figures are read beside it)")
     man.add_argument("--runs", nargs="*", default=[], help="tables/{experiment}/runs.parquet of each drawn experiment")
-    man.add_argument("figures", nargs="+", help="name=experiment (empty experiment for theory figures)")
+    man.add_argument(
+        "figures", nargs="+", help="name=experiment or name=exp1,exp2 (empty experiment for theory figures)"
+    )
     man.set_defaults(func=cmd_manifest)
 
     cost = stages.add_parser("cost", help="estimate a config's CPU-hours and longest job from step costs timed here")
@@ -171,6 +204,18 @@ def parser() -> argparse.ArgumentParser:
     mini.add_argument("config")
     mini.add_argument("--out", required=True, help="the tiny config's YAML path")
     mini.set_defaults(func=cmd_miniature)
+
+    rep = stages.add_parser("reproduce", help="score published claims against experiment tables: the verdict table")
+    rep.add_argument("--published", required=True, help="the claims file (config/reproduce/published.yaml)")
+    rep.add_argument("--title", required=True, help="the report's title (the config's name)")
+    rep.add_argument("--out", required=True, action="append", help="a markdown path to write (repeatable)")
+    rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
+    rep.set_defaults(func=cmd_reproduce)
+
+    pap = stages.add_parser("paper-budget", help="a reproduction config at the paper's budget (reproduce.paper)")
+    pap.add_argument("config")
+    pap.add_argument("--out", required=True, help="the paper-budget config's YAML path")
+    pap.set_defaults(func=cmd_paper_budget)
 
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")

@@ -71,20 +71,23 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
             "config key data.test_seed: must differ from data.train_seed (train and test sets come from "
             f"independent seeds), both are {config['data']['train_seed']}"
         )
-    for name, figure_experiment in config["figures"].items():
+    for name, drawn in config["figures"].items():
         try:
             tables = figure_tables(name)
         except ValueError as err:
             raise ConfigError(f"config key figures.{name}: {err}") from err
-        if tables and figure_experiment not in config["experiments"]:
-            raise ConfigError(
-                f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
-                f"allowed: {sorted(config['experiments'])}"
-            )
+        for figure_experiment in figure_experiments(drawn) if tables else []:
+            if figure_experiment not in config["experiments"]:
+                raise ConfigError(
+                    f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
+                    f"allowed: {sorted(config['experiments'])}"
+                )
     for name, experiment in config["experiments"].items():
         _check_methods(
             f"experiments.{name}.train", _merged(_merged(TRAIN_DEFAULTS, config["train"]), experiment.get("train"))
         )
+    if "reproduce" in config:
+        _check_reproduce(config)
     checked = set()  # (experiment, task, T): a grid has thousands of runs but few datasets
     for spec in expand(config) if specs is None else specs:
         dataset = (spec["experiment"], spec["task"], spec["T"])
@@ -109,6 +112,39 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
                     f"config key experiments.{spec['experiment']}.logging.targets: step {target} is beyond the "
                     f"sequence ({spec['task']} at T={spec['T']} has {length} steps); allowed: 'last' or 1..{length}"
                 )
+
+
+def figure_experiments(drawn: str | list[str] | None) -> list[str]:
+    """The experiments a figure draws (a ``figures`` value: none, one, or a list whose tables are concatenated)."""
+    return [] if drawn is None else [drawn] if isinstance(drawn, str) else list(drawn)
+
+
+def _check_reproduce(config: dict) -> None:
+    """Each scored claim is in the claims file and is scored on an experiment of this config; the paper's budget
+    (``reproduce.paper``) is itself a valid config."""
+    block = config["reproduce"]
+    if not Path(block["published"]).is_file():
+        raise ConfigError(
+            f"config key reproduce.published: no file {block['published']} (relative to the working directory, "
+            "the repository root)"
+        )
+    published = {claim["id"] for claim in yaml.safe_load(Path(block["published"]).read_text())["claims"]}
+    for claim, experiment in block["claims"].items():
+        if claim not in published:
+            raise ConfigError(
+                f"config key reproduce.claims.{claim}: not a claim of {block['published']}; "
+                f"allowed: {sorted(published)}"
+            )
+        if experiment not in config["experiments"]:
+            raise ConfigError(
+                f"config key reproduce.claims.{claim}: experiment {experiment!r} is not defined; "
+                f"allowed: {sorted(config['experiments'])}"
+            )
+    if "paper" in block:
+        try:
+            validate(paper_budget(config))
+        except ConfigError as err:
+            raise ConfigError(f"config key reproduce.paper (the paper's budget): {err}") from err
 
 
 def _check_methods(where: str, train: dict) -> None:
@@ -255,6 +291,28 @@ MINIATURE = {  # what `miniature` sets everywhere: the sizes that make a grid's 
     "data": {"n_train": 16, "n_test": 8},
     "groups": {"max_runs": 65},  # a whole paper grid cell per job: the same runs and rules in about 100 jobs
 }
+
+
+def _deep_merged(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged key by key into its mappings; lists and scalars are replaced whole."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merged(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def paper_budget(config: dict) -> dict:
+    """A reproduction config at the paper's budget: its ``reproduce.paper`` overrides merged in (mappings key by
+    key, lists such as a grid replaced whole), under its own output root ``{name}-paper`` (for a cluster)."""
+    if "paper" not in config.get("reproduce", {}):
+        raise ConfigError("config key reproduce.paper: missing; this config has no paper's budget to apply")
+    paper = _deep_merged(config, config["reproduce"]["paper"])
+    paper["name"] = f"{config['name']}-paper"
+    del paper["reproduce"]["paper"]
+    return paper
 
 
 def miniature(config: dict) -> dict:

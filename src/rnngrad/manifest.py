@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnngrad.config import figure_experiments
 from rnngrad.figures import figure_tables
 from rnngrad.io import file_sha256, write_json
 
@@ -42,24 +43,26 @@ def runs_code(runs_table: Path) -> list[str]:
 def write_manifest(
     out: str | Path,
     config_hash: str,
-    figures: dict[str, str | None],
+    figures: dict[str, str | list[str] | None],
     figures_dir: str | Path,
     runs_tables: dict[str, Path],
 ) -> dict:
-    """``figures``: name -> the experiment whose tables it draws (None for theory-only figures);
-    ``runs_tables``: experiment -> its runs.parquet (its other tables lie beside it)."""
+    """``figures``: name -> the experiment whose tables it draws, or a list of them (None for theory-only
+    figures); ``runs_tables``: experiment -> its runs.parquet (its other tables lie beside it)."""
     figures_dir = Path(figures_dir)
 
-    def entry(name: str, experiment: str | None) -> dict:
+    def entry(name: str, experiment: str | list[str] | None) -> dict:
+        drawn = figure_experiments(experiment)
         tables = {}
-        if experiment:
-            folder = Path(runs_tables[experiment]).parent
-            tables = {table: file_sha256(folder / f"{table}.parquet") for table in figure_tables(name)}
+        for one in drawn:  # one experiment: {table: sha256}; several: {experiment/table: sha256}
+            folder = Path(runs_tables[one]).parent
+            prefix = f"{one}/" if len(drawn) > 1 else ""
+            tables |= {prefix + table: file_sha256(folder / f"{table}.parquet") for table in figure_tables(name)}
         return {
             "experiment": experiment,
             "code_sha256": figure_code_sha256(name),
             "tables_sha256": tables,
-            "runs_code_sha256": runs_code(runs_tables[experiment]) if experiment else [],
+            "runs_code_sha256": sorted({code for one in drawn for code in runs_code(runs_tables[one])}),
             **{ext: file_sha256(figures_dir / f"{name}.{ext}") for ext in ("png", "pdf")},
         }
 

@@ -3,7 +3,7 @@
 from rnngrad.figures import figure_tables
 from rnngrad.manifest import config_sha256
 
-for figure_name, figure_experiment in FIGURES.items():
+for figure_name, figure_experiments in FIGURES.items():
     tables_drawn = figure_tables(figure_name)
 
     rule:
@@ -16,7 +16,8 @@ for figure_name, figure_experiment in FIGURES.items():
                 "src/rnngrad/figures/style.py",
             ],
             tables=[
-                f"{RESULTS}/tables/{figure_experiment}/{table}.parquet"
+                f"{RESULTS}/tables/{experiment}/{table}.parquet"
+                for experiment in (figure_experiments if tables_drawn else [])
                 for table in tables_drawn
             ],
         output:
@@ -36,11 +37,10 @@ for figure_name, figure_experiment in FIGURES.items():
             runtime=10,
         params:
             name=figure_name,
-            tables_dir=(
-                f"--tables-dir {RESULTS}/tables/{figure_experiment}"
-                if tables_drawn
-                else ""
-            ),
+            tables_dir=[
+                f"--tables-dir {RESULTS}/tables/{experiment}"
+                for experiment in (figure_experiments if tables_drawn else [])
+            ],
         shell:
             "python -m rnngrad figure {params.name} {params.tables_dir} --out {output.png} > {log} 2>&1"
 
@@ -52,7 +52,7 @@ rule manifest:
         ),
         runs=[
             f"{RESULTS}/tables/{experiment}/runs.parquet"
-            for experiment in sorted({e for e in FIGURES.values() if e})
+            for experiment in sorted({e for drawn in FIGURES.values() for e in drawn})
         ],
     output:
         f"{FIGURES_DIR}/manifest.json",
@@ -66,7 +66,7 @@ rule manifest:
         runtime=5,
     params:
         config_sha256=config_sha256(config),
-        figures=[f"{name}={experiment or ''}" for name, experiment in FIGURES.items()],
+        figures=[f"{name}={','.join(drawn)}" for name, drawn in FIGURES.items()],
     shell:
         "python -m rnngrad manifest --config-sha256 {params.config_sha256} --runs {input.runs} --out {output}"
         " {params.figures} > {log} 2>&1"
