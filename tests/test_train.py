@@ -41,7 +41,7 @@ def make_spec(datasets, **overrides) -> dict:
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
         "log_spectra_every": None,
         "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
-        "label": "RNN-tanh",
+        "label": "RNN-tanh", "forget_bias": None,
         "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
     }  # fmt: skip
     spec.update(overrides)
@@ -213,12 +213,14 @@ def test_every_optimizer_and_model_trains(datasets, tmp_path, optimizer):
     assert status["status"] == "completed"
 
 
-def test_lstm_baseline_logs_dldh(datasets, tmp_path):
+def test_lstm_logs_every_table_through_the_generic_decomposition(datasets, tmp_path):
     spec = make_spec(datasets, model="lstm", activation=None, init=None, scale=None, label="LSTM", steps=5)
     train(spec, tmp_path)
     grads = pd.read_parquet(tmp_path / "gradients.parquet")
-    assert (grads.dLdh_norm > 0).all() and grads.contribution_norm.isna().all()
-    assert pd.read_parquet(tmp_path / "jacobians.parquet").empty
+    assert (grads.dLdh_norm > 0).all() and (grads.weight == "W_hh").all()
+    assert (grads.contribution_norm[grads.k > 1] > 0).all()
+    jacobians = pd.read_parquet(tmp_path / "jacobians.parquet")
+    assert (jacobians.jac_norm > 0).all() and jacobians.deriv_mean.isna().all()
 
 
 def test_adding_training_reduces_the_loss(datasets, tmp_path):

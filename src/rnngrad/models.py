@@ -10,6 +10,7 @@ a Python loop because the parameter gradients are three large matrix products in
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,6 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", torch.relu, torch.relu_, lambda h: (h > 0).to(h.dtype), 1.0),
 }
 INITS = ("orthogonal", "gaussian", "identity")
-MODELS = ("rnn", "lstm")
 
 
 def activation(name: str) -> Activation:
@@ -109,8 +109,56 @@ class Recurrence(torch.autograd.Function):
         return None, grad_W, grad_U, grad_b, None
 
 
-class VanillaRNN(nn.Module):
+class RecurrentModel(nn.Module):
+    """What every model offers the generic decomposition (:mod:`rnngrad.decompose`): a state s (a tuple of
+    [batch, n_i] tensors), one step s_t = step(x_t, s_{t-1}), the hidden vector h_t = output(s_t) that the readout
+    y_t = V h_t + c reads, and the names of the weights whose per-step contributions are logged.
+
+    ``recurrent_weights`` maps a table name (the gradients table's ``weight`` column) to a parameter name;
+    ``input_weights`` lists the parameters whose contributions add up to ``contribution_norm_U``."""
+
+    recurrent_weights: dict[str, str] = {}
+    input_weights: tuple[str, ...] = ()
+
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """s_0 = 0 for a batch of inputs x [batch, T, D]."""
+        return (x.new_zeros(x.shape[0], self.hidden),)
+
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def output(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return state[0]
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.V.T + self.c
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        """h_1..h_T as [batch, T, H] by stepping the cell (a model overrides it with a faster path)."""
+        state, out = self.init_state(x), []
+        for x_t in x.unbind(1):
+            state = self.step(x_t, state)
+            out.append(self.output(state))
+        return torch.stack(out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs y_t = V h_t + c as [batch, T, O]."""
+        return self.readout(self.states(x))
+
+    def recurrent_matrix(self) -> torch.Tensor | None:
+        """The matrix whose sigma_max and spectral radius the spectrum table reports (None: no single one)."""
+        return None
+
+    def derivatives(self, states: torch.Tensor) -> torch.Tensor | None:
+        """f'(a) for h_1..h_T [S, T, H] where the cell has one elementwise nonlinearity (None: it has not)."""
+        return None
+
+
+class VanillaRNN(RecurrentModel):
     """The lecture's RNN with parameters named W, U, b, V, c."""
+
+    recurrent_weights = {"W": "W"}
+    input_weights = ("U",)
 
     def __init__(
         self,
@@ -140,43 +188,196 @@ class VanillaRNN(nn.Module):
         """h_1..h_T as [batch, T, H]."""
         return Recurrence.apply(x, self.W, self.U, self.b, self.act.name)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs y_t = V h_t + c as [batch, T, O]."""
-        return self.states(x) @ self.V.T + self.c
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """h_t = f(W h_{t-1} + U x_t + b), the per-step form the generic decomposition differentiates."""
+        return (self.act.f(state[0] @ self.W.T + x_t @ self.U.T + self.b),)
+
+    def recurrent_matrix(self) -> torch.Tensor:
+        return self.W
+
+    def derivatives(self, states: torch.Tensor) -> torch.Tensor:
+        return self.act.df(states)
 
 
-class LSTMBaseline(nn.Module):
-    """An LSTM (torch.nn.LSTMCell, stepped in Python so that every h_k can keep its gradient)."""
+def _torch_init(module: nn.Module, generator: torch.Generator) -> None:
+    """torch's default initialisation of nn.LSTM and nn.GRU (every weight and bias uniform(-1/sqrt(H), 1/sqrt(H)))
+    drawn from the run's own generator, not the global one."""
+    bound = 1.0 / math.sqrt(module.hidden_size)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(_uniform(tuple(p.shape), bound, generator))
 
-    def __init__(self, n_in: int, hidden: int, n_out: int, seed: int = 0):
+
+def _fused(kind: type[nn.RNNBase], n_in: int, hidden: int, generator: torch.Generator) -> nn.RNNBase:
+    with torch.random.fork_rng(devices=[]):  # its constructor draws an initialisation we overwrite at once
+        module = kind(n_in, hidden, batch_first=True)
+    _torch_init(module, generator)
+    return module
+
+
+class LSTM(RecurrentModel):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997) with a forget gate (Gers et al. 2000), as torch
+    computes it: i, f, g, o = sigma(.), sigma(.), tanh(.), sigma(.) of W_ih x_t + b_ih + W_hh h_{t-1} + b_hh,
+    c_t = f c_{t-1} + i g, h_t = o tanh(c_t); state (h, c).
+
+    Training runs torch's fused nn.LSTM over the whole sequence; :meth:`step` is the same cell written per step on
+    the same parameters, for the decomposition (a test holds both equal). ``forget_bias``: None keeps torch's
+    uniform initialisation of every bias; a number b sets the forget gate's total bias to b (b_ih = b, b_hh = 0),
+    the remedy of Gers et al. 2000 and Jozefowicz et al. 2015 (b = 1) against the cell's own vanishing."""
+
+    recurrent_weights = {"W_hh": "lstm.weight_hh_l0"}
+    input_weights = ("lstm.weight_ih_l0",)
+
+    def __init__(self, n_in: int, hidden: int, n_out: int, seed: int = 0, forget_bias: float | None = None):
         super().__init__()
-        torch.manual_seed(seed)  # nn.LSTMCell draws its own initialisation from the global generator
-        self.cell = nn.LSTMCell(n_in, hidden)
-        self.readout = nn.Linear(hidden, n_out)
+        generator = torch.Generator().manual_seed(seed)
+        self.lstm = _fused(nn.LSTM, n_in, hidden, generator)
+        self.V = nn.Parameter(_uniform((n_out, hidden), 1.0 / math.sqrt(hidden), generator).float())
+        self.c = nn.Parameter(torch.zeros(n_out))
+        if forget_bias is not None:
+            with torch.no_grad():
+                self.lstm.bias_ih_l0[hidden : 2 * hidden] = forget_bias
+                self.lstm.bias_hh_l0[hidden : 2 * hidden] = 0.0
 
     @property
     def hidden(self) -> int:
-        return self.cell.hidden_size
+        return self.lstm.hidden_size
 
-    def states(self, x: torch.Tensor, keep_grad: bool = False) -> list[torch.Tensor]:
-        """h_1..h_T as a list; with keep_grad each h_k retains dL/dh_k after backward."""
-        h = x.new_zeros(x.shape[0], self.hidden)
-        c = x.new_zeros(x.shape[0], self.hidden)
-        out = []
-        for t in range(x.shape[1]):
-            h, c = self.cell(x[:, t], (h, c))
-            if keep_grad:
-                h.retain_grad()
-            out.append(h)
-        return out
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        zeros = x.new_zeros(x.shape[0], self.hidden)
+        return zeros, zeros
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(torch.stack(self.states(x), 1))
+    def step(self, x_t, state):
+        h, c = state
+        lstm = self.lstm
+        gates = x_t @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + h @ lstm.weight_hh_l0.T + lstm.bias_hh_l0
+        i, f, g, o = gates.chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0]
 
 
-def build_model(model: str, n_in: int, hidden: int, n_out: int, **rnn_kwargs) -> nn.Module:
-    if model == "rnn":
-        return VanillaRNN(n_in, hidden, n_out, **rnn_kwargs)
-    if model == "lstm":
-        return LSTMBaseline(n_in, hidden, n_out, seed=rnn_kwargs.get("seed", 0))
-    raise ValueError(f"model: unknown value {model!r}; allowed: {list(MODELS)}")
+LSTMBaseline = LSTM  # the name the LSTM had before the cell registry
+
+
+class GRU(RecurrentModel):
+    """Gated recurrent unit (Cho et al. 2014), as torch computes it: r, z = sigma(W_i. x_t + b_i. + W_h. h + b_h.),
+    n = tanh(W_in x_t + b_in + r (W_hn h_{t-1} + b_hn)), h_t = (1 - z) n + z h_{t-1}.
+
+    Trained through torch's fused nn.GRU; :meth:`step` is the same cell per step on the same parameters."""
+
+    recurrent_weights = {"W_hh": "gru.weight_hh_l0"}
+    input_weights = ("gru.weight_ih_l0",)
+
+    def __init__(self, n_in: int, hidden: int, n_out: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.gru = _fused(nn.GRU, n_in, hidden, generator)
+        self.V = nn.Parameter(_uniform((n_out, hidden), 1.0 / math.sqrt(hidden), generator).float())
+        self.c = nn.Parameter(torch.zeros(n_out))
+
+    @property
+    def hidden(self) -> int:
+        return self.gru.hidden_size
+
+    def step(self, x_t, state):
+        (h,) = state
+        gru = self.gru
+        r_i, z_i, n_i = (x_t @ gru.weight_ih_l0.T + gru.bias_ih_l0).chunk(3, -1)
+        r_h, z_h, n_h = (h @ gru.weight_hh_l0.T + gru.bias_hh_l0).chunk(3, -1)
+        r, z = torch.sigmoid(r_i + r_h), torch.sigmoid(z_i + z_h)
+        n = torch.tanh(n_i + r * n_h)
+        return ((1 - z) * n + z * h,)
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x)[0]
+
+
+class LRU(RecurrentModel):
+    """Linear Recurrent Unit (Orvieto et al. 2023, "Resurrecting recurrent neural networks for long sequences"):
+    a diagonal complex linear recurrence s_t = lambda * s_{t-1} + gamma * (B x_t), lambda_j = exp(-exp(nu_j) +
+    i exp(theta_j)), so |lambda_j| = exp(-exp(nu_j)) < 1 for every parameter value: the recurrence cannot explode,
+    and the ring initialisation puts |lambda| uniformly on the ring [R_MIN, R_MAX] near 1, so it vanishes slowly.
+    gamma_j = sqrt(1 - |lambda_j|^2) (the paper's normalisation, kept as a trained log). h_t = GELU(Re(C s_t)) is
+    the per-step nonlinearity (the paper's block applies an MLP after the recurrence) that the readout reads.
+
+    The complex state is kept as its real and imaginary parts, state (Re s, Im s); the step Jacobian is the real
+    form of diag(lambda), whose spectral norm is max |lambda|."""
+
+    R_MIN, R_MAX, MAX_PHASE = 0.9, 0.999, 2 * math.pi  # the paper's ring initialisation
+    recurrent_weights = {"nu": "nu_log", "theta": "theta_log"}
+    input_weights = ("B_re", "B_im")
+
+    def __init__(self, n_in: int, hidden: int, n_out: int, seed: int = 0):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        u1, u2 = torch.rand(2, hidden, generator=generator, dtype=torch.float64)
+        modulus_sq = u1 * (self.R_MAX**2 - self.R_MIN**2) + self.R_MIN**2  # |lambda|^2 uniform on the ring's area
+        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(modulus_sq)).float())
+        self.theta_log = nn.Parameter(torch.log(self.MAX_PHASE * u2).float())
+        self.gamma_log = nn.Parameter(0.5 * torch.log(1 - modulus_sq).float())
+        normal = torch.randn(4, hidden, max(n_in, hidden), generator=generator, dtype=torch.float64)
+        self.B_re = nn.Parameter((normal[0, :, :n_in] / math.sqrt(2 * n_in)).float())
+        self.B_im = nn.Parameter((normal[1, :, :n_in] / math.sqrt(2 * n_in)).float())
+        self.C_re = nn.Parameter((normal[2, :, :hidden] / math.sqrt(hidden)).float())
+        self.C_im = nn.Parameter((normal[3, :, :hidden] / math.sqrt(hidden)).float())
+        self.V = nn.Parameter(_uniform((n_out, hidden), 1.0 / math.sqrt(hidden), generator).float())
+        self.c = nn.Parameter(torch.zeros(n_out))
+
+    @property
+    def hidden(self) -> int:
+        return self.nu_log.shape[0]
+
+    def eigenvalues(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Re lambda and Im lambda."""
+        modulus, phase = torch.exp(-torch.exp(self.nu_log)), torch.exp(self.theta_log)
+        return modulus * torch.cos(phase), modulus * torch.sin(phase)
+
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        zeros = x.new_zeros(x.shape[0], self.hidden)
+        return zeros, zeros
+
+    def _drive(self, x):
+        gamma = torch.exp(self.gamma_log)
+        return (x @ self.B_re.T) * gamma, (x @ self.B_im.T) * gamma
+
+    def _advance(self, state, drive, lam):
+        (re, im), (drive_re, drive_im), (lam_re, lam_im) = state, drive, lam
+        return lam_re * re - lam_im * im + drive_re, lam_re * im + lam_im * re + drive_im
+
+    def step(self, x_t, state):
+        return self._advance(state, self._drive(x_t), self.eigenvalues())
+
+    def output(self, state):
+        re, im = state
+        return nn.functional.gelu(re @ self.C_re.T - im @ self.C_im.T)
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        """The input drive of every step in one product, then the elementwise recurrence."""
+        drive_re, drive_im = self._drive(x)
+        lam, state, out = self.eigenvalues(), self.init_state(x), []
+        for drive in zip(drive_re.unbind(1), drive_im.unbind(1), strict=True):
+            state = self._advance(state, drive, lam)
+            out.append(state)
+        re, im = (torch.stack(part, 1) for part in zip(*out, strict=True))
+        return self.output((re, im))
+
+    def recurrent_matrix(self) -> torch.Tensor:
+        """The real form [[diag(Re lambda), -diag(Im lambda)], [diag(Im lambda), diag(Re lambda)]]."""
+        lam_re, lam_im = (torch.diag(part) for part in self.eigenvalues())
+        return torch.cat([torch.cat([lam_re, -lam_im], 1), torch.cat([lam_im, lam_re], 1)])
+
+
+MODELS = {"rnn": VanillaRNN, "lstm": LSTM, "gru": GRU, "lru": LRU}
+
+
+def build_model(model: str, n_in: int, hidden: int, n_out: int, **kwargs) -> RecurrentModel:
+    """The model named ``model``; keyword arguments its class does not take (an RNN's activation for an LSTM,
+    say) are left out, so that one call site builds every cell from a run spec."""
+    if model not in MODELS:
+        raise ValueError(f"model: unknown value {model!r}; allowed: {list(MODELS)}")
+    cls = MODELS[model]
+    accepted = inspect.signature(cls).parameters
+    return cls(n_in, hidden, n_out, **{key: value for key, value in kwargs.items() if key in accepted})

@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rnngrad import gradients, tasks
+from rnngrad import decompose, gradients, tasks
 from rnngrad.contract import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
-from rnngrad.models import build_model
+from rnngrad.models import VanillaRNN, build_model
 from rnngrad.optim import Optimizer
 from rnngrad.provenance import code_sha256, provenance
 
@@ -84,6 +84,7 @@ class Run:
             init=spec["init"],
             scale=spec["scale"],
             seed=spec["seed"],
+            forget_bias=spec["forget_bias"],
         ).to(device=self.device, dtype=self.dtype)
         self.optimizer = Optimizer(
             spec["optimizer"], self.model.parameters(), spec["lr"], spec["momentum"], spec["rmsprop_alpha"]
@@ -141,7 +142,8 @@ class Run:
     def log_gradients(self, spectra: bool) -> None:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             return  # the next loss is NaN/Inf: the run is about to be recorded as diverged
-        tables = gradients.log_step(
+        explicit = isinstance(self.model, VanillaRNN)  # the lecture's recursion; any other cell by autograd
+        tables = (gradients.log_step if explicit else decompose.log_step)(
             self.model, self.log_batch, self.spec["task"], self.spec["targets"], self.spec["jacobian_samples"], spectra
         )
         for name, frame in tables.items():
