@@ -122,3 +122,51 @@ def test_lstm_forget_bias_sets_the_forget_gates_total_bias():
     assert torch.equal(total[4:8], torch.ones(4, dtype=torch.float64))
     default = cell_model("lstm", "adding", 4, seed=0)
     assert not torch.equal((default.lstm.bias_ih_l0 + default.lstm.bias_hh_l0)[4:8], total[4:8])
+
+
+class MinimalCell(torch.nn.Module):
+    """A user's cell as the README defines it: h_t = tanh(W h_{t-1} + U x_t), tensor state."""
+
+    def __init__(self, n_in: int, hidden: int):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.hidden_size = hidden
+        self.W = torch.nn.Parameter(torch.randn(hidden, hidden, generator=generator) / hidden**0.5)
+        self.U = torch.nn.Parameter(torch.randn(hidden, n_in, generator=generator))
+
+    def forward(self, x_t, h):
+        return torch.tanh(h @ self.W.T + x_t @ self.U.T)
+
+
+def test_analyse_a_user_cell_against_autograd_and_the_explicit_jacobians():
+    """The entry point on a hand-written tanh cell: dL_t/dh_k equals autograd's through the loop (each h_k
+    retaining its gradient), the W contributions add up to dL_t/dW, and the Jacobian norms equal the explicit
+    ||diag(f'(a_j)) W||_2 of the vanilla RNN with the same W and U (b = 0)."""
+    cell = MinimalCell(2, 5).double()
+    x = make_batch("adding", batch=3, steps=10, seed=1)[0]
+    target = torch.randn(3, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+    def loss(t, h):
+        return ((h - target) ** 2).sum() / 3
+
+    tables = decompose.analyse(cell, x, loss, targets=["last", 4], jacobian_samples=3)
+    grads = tables["gradients"]
+    assert set(grads.weight) == {"W", "U"} and set(grads.t) == {4, 10}
+    for t in (4, 10):
+        h, states = x.new_zeros(3, 5), []
+        for k in range(t):
+            h = cell(x[:, k], h)
+            h.retain_grad()
+            states.append(h)
+        loss(t, h).backward()
+        expected = torch.stack([s.grad.norm(dim=1).mean() for s in states])
+        rows = grads.query("t == @t and weight == 'W'")
+        assert rows.dLdh_norm.to_numpy() == pytest.approx(expected.numpy(), rel=1e-12)
+        terms, _ = decompose.contribution_terms(decompose.CellModel(cell, 5), x, loss, [t])
+        assert torch.allclose(terms[0]["cell.W"].sum(0), cell.W.grad, rtol=1e-12, atol=1e-15)
+        cell.zero_grad()
+    rnn = make_model("adding", 5, "tanh", scale=1.0, seed=0)
+    with torch.no_grad():
+        rnn.W.copy_(cell.W), rnn.U.copy_(cell.U), rnn.b.zero_()
+        explicit = gradients.jacobian_norms(rnn.W, rnn.act.df(rnn.states(x)))
+    assert tables["jacobians"].jac_norm.to_numpy() == pytest.approx(explicit.mean(0).numpy(), rel=1e-12)

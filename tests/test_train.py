@@ -41,7 +41,7 @@ def make_spec(datasets, **overrides) -> dict:
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
         "log_spectra_every": None,
         "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
-        "label": "RNN-tanh", "forget_bias": None,
+        "label": "RNN-tanh", "forget_bias": None, "cell": None,
         "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
     }  # fmt: skip
     spec.update(overrides)
@@ -257,3 +257,12 @@ def test_modified_run_file_is_detected_with_the_fix(datasets, tmp_path):
     metrics.to_parquet(tmp_path / "metrics.parquet")
     with pytest.raises(RunFileError, match="metrics.parquet.*delete .* and rerun snakemake"):
         read_status(tmp_path, SUCCESS)
+
+
+@pytest.mark.parametrize(("model", "cell"), [("gru", None), ("lru", None), ("torchgru", "torch.nn:GRUCell")])
+def test_every_cell_trains_and_logs_its_contributions(datasets, tmp_path, model, cell):
+    spec = make_spec(datasets, model=model, cell=cell, activation=None, init=None, scale=None, label=model, steps=3)
+    assert train(spec, tmp_path)["status"] == "completed"
+    frames = read_run(tmp_path)
+    assert (frames["gradients"].contribution_norm[frames["gradients"].k > 1] > 0).all()
+    assert (frames["products"].product_norm > 0).all() and frames["spectrum"].lyapunov_qr.notna().all()

@@ -21,7 +21,7 @@ from rnngrad.contract import data_path
 from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "seed")
+GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "seed")
 
 
 class ConfigError(ValueError):
@@ -77,6 +77,7 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
                 f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
                 f"allowed: {sorted(config['experiments'])}"
             )
+    check_models(config)
     checked = set()  # (experiment, task, T): a grid has thousands of runs but few datasets
     for spec in expand(config) if specs is None else specs:
         dataset = (spec["experiment"], spec["task"], spec["T"])
@@ -96,6 +97,32 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
                 )
 
 
+def check_models(config: dict) -> None:
+    """Every grid block names a built-in cell or one of ``cells``, and every user cell imports and steps."""
+    from rnngrad.models import MODELS  # here: the Snakefile imports this module, torch costs seconds
+
+    user = config.get("cells", {})
+    for clash in sorted(set(user) & set(MODELS)):
+        raise ConfigError(f"config key cells.{clash}: a built-in model has this name; allowed: any other name")
+    allowed = [*MODELS, *user]
+    for name, experiment in config["experiments"].items():
+        for i, block in enumerate(experiment["grid"]):
+            model = block.get("model", "rnn")
+            if model not in allowed:
+                raise ConfigError(
+                    f"config key experiments.{name}.grid.{i}.model: unknown value {model!r}; allowed: {allowed} "
+                    "(a user's cell needs an entry in cells: name: module:Class)"
+                )
+    if user:
+        from rnngrad.models import check_cell
+
+        for key, target in user.items():
+            try:
+                check_cell(target)
+            except ValueError as err:
+                raise ConfigError(f"config key cells.{key}: {err}") from err
+
+
 def _merged(defaults: dict, override: dict | None) -> dict:
     merged = copy.deepcopy(defaults)
     merged.update(override or {})
@@ -103,15 +130,18 @@ def _merged(defaults: dict, override: dict | None) -> dict:
 
 
 def _block_points(block: dict) -> list[dict]:
-    """The grid points of one block: the product of its axes (an lstm block has no activation, init or scale)."""
-    lstm = block.get("model", "rnn") == "lstm"
+    """The grid points of one block: the product of its axes (only an rnn block has activation, init and scale,
+    only an lstm block a forget_bias)."""
+    model = block.get("model", "rnn")
+    rnn = model == "rnn"
     axes = {
         "task": block["task"],
         "T": block["T"],
-        "model": ["lstm" if lstm else "rnn"],
-        "activation": [None] if lstm else block["activation"],
-        "init": [None] if lstm else block["init"],
-        "scale": [None] if lstm else block["scale"],
+        "model": [model],
+        "activation": block["activation"] if rnn else [None],
+        "init": block["init"] if rnn else [None],
+        "scale": block["scale"] if rnn else [None],
+        "forget_bias": block.get("forget_bias", [None]),
         "clip": block.get("clip", [None]),
         "seed": block["seed"],
     }
@@ -120,15 +150,19 @@ def _block_points(block: dict) -> list[dict]:
 
 def run_id(spec: dict) -> str:
     """Readable run path from the grid axes, e.g. ``copy/T100/tanh/orthogonal-1.5/noclip/seed0``."""
-    arch = f"{spec['activation']}/{spec['init']}-{spec['scale']:g}" if spec["model"] == "rnn" else "lstm"
+    arch = f"{spec['activation']}/{spec['init']}-{spec['scale']:g}" if spec["model"] == "rnn" else spec["model"]
+    if spec["forget_bias"] is not None:
+        arch += f"-fb{spec['forget_bias']:g}"
     clip = "noclip" if spec["clip"] is None else f"clip{spec['clip']:g}"
     return f"{spec['task']}/T{spec['T']}/{arch}/{clip}/seed{spec['seed']}"
 
 
 def label(spec: dict) -> str:
-    """IRNN only for the model of Le et al. 2015: relu with W = I (g = 1) and more than one unit."""
-    if spec["model"] == "lstm":
-        return "LSTM"
+    """IRNN only for the model of Le et al. 2015: relu with W = I (g = 1) and more than one unit; a built-in cell by
+    its upper-case name (with its forget-gate bias where set), a user's cell by its name in the config."""
+    if spec["model"] != "rnn":
+        name = spec["model"] if spec["cell"] else spec["model"].upper()
+        return name if spec["forget_bias"] is None else f"{name} b_f={spec['forget_bias']:g}"
     if (spec["activation"], spec["init"], spec["scale"]) == ("relu", "identity", 1.0) and spec["hidden"] > 1:
         return "IRNN"
     return f"RNN-{spec['activation']}"
@@ -162,6 +196,7 @@ def expand(config: dict) -> list[dict]:
                 spec = {
                     "experiment": name,
                     **point,
+                    "cell": config.get("cells", {}).get(point["model"]),
                     "variant": task_config["variant"],
                     "task_params": tasks.task_params(point["task"], task_config),
                     **train,
@@ -194,7 +229,7 @@ def expand(config: dict) -> list[dict]:
 
 
 def gamma(spec: dict) -> float:
-    """max |f'| of the run's activation (NaN for the LSTM)."""
+    """max |f'| of the run's activation (NaN for every other cell)."""
     from rnngrad.models import ACTIVATIONS  # here: the Snakefile imports this module, torch costs seconds
 
     return ACTIVATIONS[spec["activation"]].gamma if spec["model"] == "rnn" else math.nan

@@ -26,7 +26,7 @@ from torch.func import functional_call, jacrev, vmap
 
 from rnngrad import gradients
 from rnngrad.losses import step_loss
-from rnngrad.models import RecurrentModel
+from rnngrad.models import CellModel, RecurrentModel
 
 
 class _Step(nn.Module):
@@ -156,17 +156,48 @@ def spectra_tables(model: RecurrentModel, x, states, t: int) -> dict[str, pd.Dat
     }
 
 
+def tables(model: RecurrentModel, x, loss, steps: list[int], jacobian_samples: int, spectra: bool = True) -> dict:
+    """The gradients table for the target steps, and with ``spectra`` the jacobians, products (ending at the first
+    target) and spectrum tables of the first ``jacobian_samples`` sequences."""
+    result = {"gradients": contribution_table(model, x[:, : max(steps)], loss, steps)}
+    if spectra:
+        sample = x[:jacobian_samples]
+        result.update(spectra_tables(model, sample, state_sequence(model, sample), steps[0]))
+    return result
+
+
 def log_step(
     model: RecurrentModel, batch: tuple, task: str, targets: list, jacobian_samples: int, spectra: bool = True
 ) -> dict[str, pd.DataFrame]:
     """Every table of :func:`rnngrad.gradients.log_step`, by autograd for any cell, on a float64 copy."""
     model64 = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
     x, y, mask = (tensor.cpu() for tensor in batch)
-    x = x.double()
     y = y.double() if y.is_floating_point() else y
     steps = gradients.resolve_targets(targets, mask)
-    tables = {"gradients": contribution_table(model64, x[:, : max(steps)], task_loss(task, y, mask), steps)}
-    if not spectra:
-        return tables
-    sample = x[:jacobian_samples]
-    return {**tables, **spectra_tables(model64, sample, state_sequence(model64, sample), steps[0])}
+    return tables(model64, x.double(), task_loss(task, y, mask), steps, jacobian_samples, spectra)
+
+
+def analyse(
+    cell: nn.Module,
+    x: torch.Tensor,
+    loss,
+    targets=("last",),
+    hidden: int | None = None,
+    jacobian_samples: int = 4,
+) -> dict[str, pd.DataFrame]:
+    """Contributions, Jacobian norms, product norms and the Lyapunov estimate of a user's own cell on one batch.
+
+    ``cell``: an nn.Module whose ``forward(x_t, state)`` returns the next state (a [batch, n] tensor or a tuple of
+    them; see :class:`rnngrad.models.CellModel` for the optional ``init_state``, ``output``,
+    ``recurrent_weights``). ``x``: inputs [batch, T, D]. ``loss(t, h_t)``: the scalar loss L_t at step t (1-based)
+    from the cell's output h_t [batch, n]. ``targets``: the steps t whose loss is decomposed ('last' = T).
+    ``hidden``: the state size when the cell has no ``init_state`` (default: ``cell.hidden_size``).
+    Runs in float64 on a copy of the cell. Returns the tables ``gradients`` (one row per recurrent weight, t and
+    k), ``jacobians``, ``products`` and ``spectrum``, with the columns the training logs have.
+    """
+    size = hidden if hidden is not None else getattr(cell, "hidden_size", None)
+    if size is None and not hasattr(cell, "init_state"):
+        raise ValueError("analyse: give hidden=, or a cell with a hidden_size attribute or an init_state(x) method")
+    model = CellModel(copy.deepcopy(cell), size).to(dtype=torch.float64)
+    steps = sorted({x.shape[1] if t == "last" else int(t) for t in targets})
+    return tables(model, x.double(), loss, steps, jacobian_samples)

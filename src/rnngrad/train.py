@@ -85,6 +85,7 @@ class Run:
             scale=spec["scale"],
             seed=spec["seed"],
             forget_bias=spec["forget_bias"],
+            cell=spec["cell"],
         ).to(device=self.device, dtype=self.dtype)
         self.optimizer = Optimizer(
             spec["optimizer"], self.model.parameters(), spec["lr"], spec["momentum"], spec["rmsprop_alpha"]
