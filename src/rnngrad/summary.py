@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnngrad.analysis import check_bound, decay_rate_table
+from rnngrad.analysis import cell_rate_table, check_bound, decay_rate_table
 from rnngrad.io import atomic_write
 from rnngrad.tables import read_tables
 
@@ -48,11 +48,14 @@ def regime(rate: float) -> str:
 
 def rates_vs_theory(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFrame:
     """Median over seeds and lengths, at step 0, of the fitted rates beside the bound, the finite-time QR exponent
-    and the mean-field predictions."""
+    and the mean-field predictions (the measured rates alone for cells other than the RNN)."""
+    logged = [(t["products"], t["gradients"], t["runs"], t["spectrum"]) for t in per_experiment]
     rates = pd.concat(
-        [decay_rate_table(t["products"], t["gradients"], t["runs"], t["spectrum"]) for t in per_experiment],
+        [decay_rate_table(*tables) for tables in logged] + [cell_rate_table(*tables) for tables in logged],
         ignore_index=True,
     )
+    for column in ("bound_rate", "mean_field_rate", "mean_field_contribution_rate"):
+        rates[column] = rates[column].astype(float)
     start = rates[rates.step == 0]
     table = start.groupby(GROUP, dropna=False, as_index=False).agg(
         runs=("run_id", "nunique"),

@@ -22,12 +22,13 @@ from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
 
 
 def spec_columns(spec: dict) -> dict:
-    """The spec fields every table row carries (lstm: activation and init 'none', scale and clip NaN)."""
+    """The spec fields every table row carries (cells other than rnn: activation and init 'none', scale NaN; clip
+    and forget_bias NaN where unset)."""
     row = {key: spec.get(key) for key in SPEC_COLUMNS}
     row["gamma"] = gamma(spec)
     for key in ("activation", "init"):
         row[key] = row[key] or "none"
-    for key in ("scale", "clip"):
+    for key in ("scale", "forget_bias", "clip"):
         row[key] = float("nan") if row[key] is None else float(row[key])
     return row
 
@@ -107,7 +108,7 @@ def code_versions_warning(runs: pd.DataFrame) -> str | None:
 
 def _stream_table(name: str, run_dirs: list[str], specs: list[dict], path: Path) -> None:
     """Write table ``name`` one run at a time (a row group each): memory holds one run's rows, not the grid's.
-    Runs without rows for it (the LSTM has no Jacobians) add none; if no run has any, the table is empty."""
+    Runs without rows for it (spectra never logged) add none; if no run has any, the table is empty."""
     writer = None
     try:
         for run_dir, spec in zip(run_dirs, specs, strict=True):
