@@ -30,6 +30,7 @@ import torch
 
 from rnngrad import tasks
 from rnngrad.batched import Group, can_batch, train_batched
+from rnngrad.contract import METHODS_OFF
 from rnngrad.train import Run, train
 
 NEVER = 10**9  # a cadence no benchmark step reaches
@@ -43,6 +44,7 @@ def make_spec(data: dict, hidden: int, batch: int, T: int, steps: int, seed: int
         "hidden": hidden, "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "rmsprop_alpha": 0.9,
         "batch_size": batch, "steps": steps, "eval_every": 50, "checkpoint_every": 100, "dtype": "float32",
         "log_every": None, "log_at": [], "log_spectra_every": None, "log_batch": 16, "jacobian_samples": 4,
+        **METHODS_OFF,
         "targets": ["last"], "device": "cpu",
         "label": "RNN-tanh", "train_data": data["train"], "test_data": data["test"],
     }  # fmt: skip

@@ -38,11 +38,13 @@ def test_default_grid_spans_the_science():
 
 def test_run_ids_are_readable_paths():
     spec = {"task": "copy", "T": 100, "model": "rnn", "activation": "tanh", "init": "orthogonal", "scale": 1.5,
-            "forget_bias": None, "clip": None, "seed": 0}  # fmt: skip
+            "forget_bias": None, "clip": None, "regularizer": 0, "seed": 0}  # fmt: skip
     assert configuration.run_id(spec) == "copy/T100/tanh/orthogonal-1.5/noclip/seed0"
     assert configuration.run_id({**spec, "model": "lstm", "clip": 1.0}) == "copy/T100/lstm/clip1/seed0"
     assert configuration.run_id({**spec, "model": "lstm", "forget_bias": 1.0}) == "copy/T100/lstm-fb1/noclip/seed0"
     assert configuration.run_id({**spec, "model": "gru"}) == "copy/T100/gru/noclip/seed0"
+    regularized = {**spec, "init": "sparse", "scale": 0.95, "clip": 1.0, "regularizer": 4.0}
+    assert configuration.run_id(regularized) == "copy/T100/tanh/sparse-0.95/clip1-reg4/seed0"
 
 
 def _set(path: str, value):
@@ -130,7 +132,52 @@ BAD_CONFIGS = {
     "task used but not configured": (_set("tasks.copy", DELETE), ["tasks.copy", "missing", "scales"]),
     "solved accuracy above 1": (_set("tasks.copy.solved_accuracy", 1.5), ["tasks.copy.solved_accuracy"]),
     "experiment name with a slash": (_set("experiments.a/b", {"grid": []}), ["experiments", "a/b"]),
+    "mixed lengths from a stored set": (_set("train.train_lengths", [5, 10]), ["train_lengths", "fresh_data"]),
+    "negative regulariser": (_set(f"{SCALES}.regularizer", [-1.0]), ["regularizer"]),
+    "regulariser on the lstm": (_set("experiments.baselines.grid.2.regularizer", [4.0]), ["baselines.grid.2"]),
+    "input init neither fan_in nor sigma": (_set("train.input_init", "xavier"), ["train.input_init"]),
+    "readout init zero": (_set("train.readout_init", 0), ["train.readout_init"]),
+    "sparse init with no weights": (_set("train.init_nonzero", 0), ["train.init_nonzero"]),
+    "eval length too short": (_set("train.eval_lengths", [1]), ["train.eval_lengths", "T=1"]),
+    "unknown criterion": (_set("tasks.adding.criterion", "loss"), ["tasks.adding.criterion", "errors"]),
+    "unknown error rule": (_set("tasks.adding.error_rule", "mine"), ["tasks.adding.error_rule", "pascanu"]),
+    "error rule of a classification task": (_set("tasks.copy.error_rule", "pascanu"), ["tasks.copy", "error_rule"]),
+    "max_errors above 1": (_set("tasks.adding.max_errors", 2), ["tasks.adding.max_errors"]),
 }
+
+
+def with_methods(config: dict, **train) -> dict:
+    """The default config with train options of the papers' methods set for every experiment."""
+    config["train"].update(train)
+    return config
+
+
+def test_empty_length_range_is_refused():
+    config = with_methods(default(), fresh_data=True, train_lengths=[20, 10])
+    with pytest.raises(configuration.ConfigError, match=r"train_lengths: \[20, 10\] is empty"):
+        configuration.validate(config)
+
+
+def test_papers_methods_reach_the_spec():
+    config = default()
+    config["tasks"]["adding"].update(criterion="errors", error_rule="pascanu")
+    config["experiments"]["lengths"]["train"] = {"fresh_data": True, "until_solved": True, "train_lengths": [5, 8],
+                                                 "eval_lengths": [80]}  # fmt: skip
+    configuration.validate(config)
+    specs = {s["experiment"]: s for s in configuration.expand(config)}
+    fresh, stored = specs["lengths"], specs["scales"]
+    assert fresh["train_data"] is None and stored["train_data"].endswith("train-seed1.npz")
+    assert fresh["until_solved"] == {"criterion": "errors", "max_errors": 0.01} and stored["until_solved"] is None
+    assert fresh["error_rule"] == "pascanu" and fresh["train_lengths"] == [5, 8]
+    assert fresh["eval_data"] == ["results/default/data/adding/le/T80/test-seed2.npz"] and stored["eval_data"] == []
+    assert {s["regularizer"] for s in specs.values()} == {0}
+
+
+def test_today_s_configs_get_today_s_methods():
+    """Defaults that leave every shipped config's training as it was: stored data, fixed length, no regulariser."""
+    for spec in configuration.expand(default()):
+        assert (spec["input_init"], spec["readout_init"], spec["regularizer"]) == ("fan_in", "fan_in", 0)
+        assert not spec["fresh_data"] and spec["until_solved"] is None and spec["train_lengths"] is None
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))

@@ -236,7 +236,7 @@ def test_tables_killed_while_writing_leave_no_half_written_file(smoke, tmp_path)
     run_dirs = [str(smoke / RESULTS / "runs" / "scales" / s["run_id"]) for s in specs]
     finished = {p.name: pd.read_parquet(p) for p in (smoke / RESULTS / "tables" / "scales").glob("*.parquet")}
     out = tmp_path / "tables"
-    success = json.dumps(tasks.success_thresholds(smoke_config()["tasks"]))
+    success = json.dumps(tasks.success_criteria(smoke_config()["tasks"]))
     command = [sys.executable, "-m", "rnngrad", "tables", "--out-dir", str(out), "--success", success, *run_dirs]
     for delay in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
         process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngrad import tasks
+from rnngrad.tasks import adding
 
 seeds = st.integers(0, 2**63 - 1)
 sizes = st.integers(1, 6)
@@ -121,3 +122,13 @@ def test_load_adding(tmp_path, variant, T):
     expected = np.zeros((6, length), np.float32)
     expected[np.arange(6), last] = arrays["y"]
     np.testing.assert_array_equal(targets.numpy(), expected)
+
+
+def test_each_paper_counts_wrong_sequences_its_own_way():
+    """Hochreiter and Schmidhuber: wrong when |error| >= 0.04; Pascanu et al.'s code: wrong when error^2 > 0.04."""
+    errors = torch.tensor([0.03, -0.039, 0.05, 0.19, -0.21])
+    outputs, targets = (0.5 + errors)[:, None, None], torch.full((5, 1), 0.5)
+    mask = torch.ones(5, 1, dtype=torch.bool)
+    assert adding.metrics(outputs, targets, mask)[1] == pytest.approx(2 / 5)
+    assert adding.metrics(outputs, targets, mask, "hochreiter")[1] == pytest.approx(2 / 5)
+    assert adding.metrics(outputs, targets, mask, "pascanu")[1] == pytest.approx(4 / 5)

@@ -20,10 +20,35 @@ def test_every_public_module_is_a_registered_task():
 def test_config_helpers_pick_the_task_s_own_keys():
     block = {"variant": "all", "copy_len": 4, "solved_accuracy": 0.9}
     assert tasks.task_params("copy", block) == {"copy_len": 4}
-    assert tasks.success_thresholds({"copy": block, "adding": {"variant": "le", "solved_mse_fraction": 0.02}}) == {
-        "copy": 0.9,
-        "adding": 0.02,
+    adding = {"variant": "le", "solved_mse_fraction": 0.02}
+    assert tasks.success_criteria({"copy": block, "adding": adding}) == {
+        "copy": {"criterion": "metric", "threshold": 0.9},
+        "adding": {"criterion": "metric", "threshold": 0.02},
     }
+    errors = {**adding, "criterion": "errors"}
+    assert tasks.success_criteria({"adding": errors}) == {"adding": {"criterion": "errors", "max_errors": 0.01}}
+    assert tasks.success_criteria({"adding": {**errors, "max_errors": 0.05}})["adding"]["max_errors"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("criterion", "metric", "error_rate", "expected"),
+    [
+        ({"criterion": "metric", "threshold": 0.01}, 0.001, 0.5, True),  # MSE <= 1% of the baseline 1/6
+        ({"criterion": "metric", "threshold": 0.01}, 0.01, 0.0, False),
+        (0.01, 0.001, 0.5, True),  # a bare number is a metric threshold (the CLI's short form)
+        ({"criterion": "errors", "max_errors": 0.01}, 1.0, 0.0099, True),
+        ({"criterion": "errors", "max_errors": 0.01}, 0.0, 0.01, False),  # "under 1% errors": strictly below
+        ({"criterion": "errors", "max_errors": 0.01}, 0.0, float("nan"), False),
+        ({"criterion": "metric", "threshold": 0.01}, float("nan"), 0.0, False),
+    ],
+)
+def test_success_criteria_decide_each_evaluation(criterion, metric, error_rate, expected):
+    assert tasks.reached("adding", criterion, metric, error_rate, 1 / 6) is expected
+
+
+def test_unknown_criterion_is_refused():
+    with pytest.raises(ValueError, match="allowed"):
+        tasks.reached("adding", {"criterion": "vibes"}, 0.0, 0.0, 1.0)
 
 
 GOOD = {"task": "copy", "T": 5, "n": 2, "seed": 0, "variant": "all", "copy_len": 3}

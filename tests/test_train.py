@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnngrad import tasks
-from rnngrad.contract import RUN_FILES
+from rnngrad.contract import METHODS_OFF, RUN_FILES
 from rnngrad.train import log_steps, train, train_group
 
 
@@ -39,7 +39,7 @@ def make_spec(datasets, **overrides) -> dict:
         "activation": "tanh", "init": "orthogonal", "scale": 1.0, "clip": None, "seed": 0, "hidden": 16,
         "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "rmsprop_alpha": 0.9, "batch_size": 16, "steps": 30,
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
-        "log_spectra_every": None,
+        "log_spectra_every": None, **METHODS_OFF,
         "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
         "label": "RNN-tanh", "forget_bias": None, "cell": None,
         "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
@@ -243,7 +243,7 @@ def test_solved_is_decided_when_tables_are_built(datasets, tmp_path):
     ratio = status["final_metric"] / status["baseline_loss"]
     assert not read_status(tmp_path, {"adding": ratio / 2}).solved.item()
     assert read_status(tmp_path, {"adding": ratio * 2}).solved.item()
-    with pytest.raises(ConfigError, match="no success threshold for task 'adding'"):
+    with pytest.raises(ConfigError, match="no success criterion for task 'adding'"):
         read_status(tmp_path, {"copy": 0.99})
 
 

@@ -17,11 +17,15 @@ import jsonschema
 import yaml
 
 from rnngrad import tasks
-from rnngrad.contract import data_path
+from rnngrad.contract import METHODS_OFF, data_path
 from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "seed")
+TRAIN_METHOD_KEYS = ("input_init", "readout_init", "init_nonzero", "fresh_data", "until_solved", "train_lengths",
+                     "eval_lengths")  # fmt: skip
+GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "regularizer", "seed")
+# The train keys of the papers' methods (README "The papers' methods"), off unless a config sets them.
+TRAIN_DEFAULTS = {key: METHODS_OFF[key] for key in TRAIN_METHOD_KEYS} | {"until_solved": False}
 
 
 class ConfigError(ValueError):
@@ -78,6 +82,10 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
                 f"allowed: {sorted(config['experiments'])}"
             )
     check_models(config)
+    for name, experiment in config["experiments"].items():
+        _check_methods(
+            f"experiments.{name}.train", _merged(_merged(TRAIN_DEFAULTS, config["train"]), experiment.get("train"))
+        )
     checked = set()  # (experiment, task, T): a grid has thousands of runs but few datasets
     for spec in expand(config) if specs is None else specs:
         dataset = (spec["experiment"], spec["task"], spec["T"])
@@ -88,6 +96,13 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
             length = tasks.sequence_length(spec["task"], spec["T"], spec["variant"], **spec["task_params"])
         except tasks.DatasetError as err:
             raise ConfigError(f"config key experiments.{spec['experiment']}.grid: {err}") from err
+        other_lengths = {"eval_lengths": spec["eval_lengths"], "train_lengths": (spec["train_lengths"] or [])[:1]}
+        for key, lengths in other_lengths.items():
+            for other in lengths:
+                try:
+                    tasks.sequence_length(spec["task"], other, spec["variant"], **spec["task_params"])
+                except tasks.DatasetError as err:
+                    raise ConfigError(f"config key experiments.{spec['experiment']}.train.{key}: {err}") from err
         targets = spec["targets"]
         for target in targets:
             if target != "last" and target > length:
@@ -123,6 +138,21 @@ def check_models(config: dict) -> None:
                 raise ConfigError(f"config key cells.{key}: {err}") from err
 
 
+def _check_methods(where: str, train: dict) -> None:
+    """The papers' methods that need each other: mixed lengths need fresh data, in a range that is not empty."""
+    lengths = train["train_lengths"]
+    if lengths is not None:
+        if not train["fresh_data"]:
+            raise ConfigError(
+                f"config key {where}.train_lengths: {lengths} needs fresh_data: true (a stored training set has one "
+                "length); allowed: null, or fresh_data: true"
+            )
+        if lengths[0] > lengths[1]:
+            raise ConfigError(
+                f"config key {where}.train_lengths: {lengths} is empty; allowed: [T_min, T_max], T_min <= T_max"
+            )
+
+
 def _merged(defaults: dict, override: dict | None) -> dict:
     merged = copy.deepcopy(defaults)
     merged.update(override or {})
@@ -143,17 +173,21 @@ def _block_points(block: dict) -> list[dict]:
         "scale": block["scale"] if rnn else [None],
         "forget_bias": block.get("forget_bias", [None]),
         "clip": block.get("clip", [None]),
+        "regularizer": block.get("regularizer", [0]),
         "seed": block["seed"],
     }
     return [dict(zip(GRID_AXES, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
 def run_id(spec: dict) -> str:
-    """Readable run path from the grid axes, e.g. ``copy/T100/tanh/orthogonal-1.5/noclip/seed0``."""
+    """Readable run path from the grid axes, e.g. ``copy/T100/tanh/orthogonal-1.5/noclip/seed0``; a regulariser
+    weight alpha > 0 joins the clip part (``clip1-reg4``), an LSTM's forget-gate bias its name (``lstm-fb1``)."""
     arch = f"{spec['activation']}/{spec['init']}-{spec['scale']:g}" if spec["model"] == "rnn" else spec["model"]
     if spec["forget_bias"] is not None:
         arch += f"-fb{spec['forget_bias']:g}"
     clip = "noclip" if spec["clip"] is None else f"clip{spec['clip']:g}"
+    if spec["regularizer"]:
+        clip += f"-reg{spec['regularizer']:g}"
     return f"{spec['task']}/T{spec['T']}/{arch}/{clip}/seed{spec['seed']}"
 
 
@@ -182,7 +216,7 @@ def expand(config: dict) -> list[dict]:
     specs = []
     results = results_root(config)
     for name, experiment in config["experiments"].items():
-        train = _merged(config["train"], experiment.get("train"))
+        train = _merged(_merged(TRAIN_DEFAULTS, config["train"]), experiment.get("train"))
         logging = _merged(config["logging"], experiment.get("logging"))
         seen = set()
         for block in experiment["grid"]:
@@ -219,6 +253,7 @@ def expand(config: dict) -> list[dict]:
                         for split in ("train", "test")
                     },
                 }
+                _papers_methods(spec, task_config, results, config["data"]["test_seed"])
                 spec["run_id"] = run_id(spec)
                 spec["label"] = label(spec)
                 if spec["run_id"] in seen:
@@ -226,6 +261,20 @@ def expand(config: dict) -> list[dict]:
                 seen.add(spec["run_id"])
                 specs.append(spec)
     return specs
+
+
+def _papers_methods(spec: dict, task_config: dict, results: str, test_seed: int) -> None:
+    """The spec keys of the papers' methods, resolved: no training file with fresh data, the success criterion
+    that stops a run where it trains until solved (else None, so a changed threshold retrains nothing), the task's
+    error rule, and one test file per extra evaluation length."""
+    if spec["fresh_data"]:
+        spec["train_data"] = None
+    criterion = tasks.success_criteria({spec["task"]: task_config})[spec["task"]]
+    spec["until_solved"] = criterion if spec["until_solved"] else None
+    spec["error_rule"] = task_config.get("error_rule")
+    spec["eval_data"] = [
+        data_path(results, spec["task"], spec["variant"], length, "test", test_seed) for length in spec["eval_lengths"]
+    ]
 
 
 def gamma(spec: dict) -> float:

@@ -19,6 +19,18 @@ RUN_FILES = (
     "model_final.pt",
 )
 TABLES = ("runs", "metrics", *LOG_TABLES)
+METHODS_OFF = {  # the spec keys of the papers' methods as a run without any of them has them (rnngrad.config)
+    "regularizer": 0,
+    "input_init": "fan_in",
+    "readout_init": "fan_in",
+    "init_nonzero": 15,
+    "fresh_data": False,
+    "until_solved": None,
+    "train_lengths": None,
+    "eval_lengths": [],
+    "eval_data": [],
+    "error_rule": None,
+}
 
 
 def data_path(results: str, task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803

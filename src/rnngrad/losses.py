@@ -30,9 +30,13 @@ def step_loss(task: str, output_t: torch.Tensor, target_t: torch.Tensor, mask_t:
     return (losses * mask_t).sum() / output_t.shape[0]
 
 
-def metrics(task: str, outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """The task's metric, its name, and the share of sequences fully right (each task's rule)."""
+def metrics(
+    task: str, outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, error_rule: str | None = None
+) -> dict[str, float]:
+    """The task's metric, its name, and the share of sequences fully right (the task's rule, or the named one of
+    its ``ERROR_RULES``)."""
     module = tasks.get(task)
+    rule = {} if error_rule is None else {"error_rule": error_rule}
     with torch.no_grad():
-        metric, seq_solved_frac = module.metrics(outputs, targets, mask)
+        metric, seq_solved_frac = module.metrics(outputs, targets, mask, **rule)
     return {"metric": metric, "metric_name": module.METRIC_NAME, "seq_solved_frac": seq_solved_frac}

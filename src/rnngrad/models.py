@@ -40,7 +40,8 @@ ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation("sigmoid", torch.sigmoid, torch.sigmoid_, lambda h: h * (1.0 - h), 0.25),
     "relu": Activation("relu", torch.relu, torch.relu_, lambda h: (h > 0).to(h.dtype), 1.0),
 }
-INITS = ("orthogonal", "gaussian", "identity")
+INITS = ("orthogonal", "gaussian", "identity", "sparse")
+FAN_IN = "fan_in"  # the default input and readout initialisation (see VanillaRNN)
 
 
 def activation(name: str) -> Activation:
@@ -49,12 +50,16 @@ def activation(name: str) -> Activation:
     return ACTIVATIONS[name]
 
 
-def recurrent_init(init: str, scale: float, hidden: int, generator: torch.Generator) -> torch.Tensor:
+def recurrent_init(init: str, scale: float, hidden: int, generator: torch.Generator, nonzero: int = 15) -> torch.Tensor:
     """W for a recurrent initialisation of scale g (float64, so that it is exact before the model's cast).
 
     orthogonal: W = g Q with Q Haar-orthogonal, so every singular value of W is g;
     gaussian:   W_ij ~ N(0, g^2 / H), spectral radius about g for large H;
-    identity:   W = g I (the IRNN of Le et al. 2015 with relu).
+    identity:   W = g I (the IRNN of Le et al. 2015 with relu);
+    sparse:     ``nonzero`` N(0, 1) weights a unit, the rest 0, rescaled to spectral radius exactly g (Pascanu et al.
+                2013's "smart tanh": 15 a unit, radius 0.95). As in the authors' code (RNN.py, ``smart_tanh``: row dx
+                of W_hh keeps 15 entries, and h_t = tanh(h_{t-1} W_hh)), the kept weights are the ones a unit sends,
+                so here each column of W (a = W h) has ``nonzero`` entries.
     """
     if scale <= 0 or not math.isfinite(scale):
         raise ValueError(f"scale: must be a finite number > 0, got {scale!r}")
@@ -67,7 +72,33 @@ def recurrent_init(init: str, scale: float, hidden: int, generator: torch.Genera
         return torch.randn(hidden, hidden, generator=generator, dtype=torch.float64) * (scale / math.sqrt(hidden))
     if init == "identity":
         return scale * torch.eye(hidden, dtype=torch.float64)
+    if init == "sparse":
+        return sparse_init(scale, hidden, nonzero, generator)
     raise ValueError(f"init: unknown value {init!r}; allowed: {list(INITS)}")
+
+
+def sparse_init(radius: float, hidden: int, nonzero: int, generator: torch.Generator) -> torch.Tensor:
+    """``nonzero`` N(0, 1) weights in each column of W (the weights a unit sends), rescaled to spectral radius
+    ``radius``. Every unit keeps min(nonzero, H) weights, so the kept weights hold a cycle of units and the radius
+    to rescale is positive (almost surely)."""
+    if nonzero < 1:
+        raise ValueError(f"init_nonzero: must be an integer >= 1, got {nonzero!r}")
+    w = torch.randn(hidden, hidden, generator=generator, dtype=torch.float64)
+    for unit in range(hidden):
+        dropped = torch.randperm(hidden, generator=generator)[nonzero:]
+        w[dropped, unit] = 0.0
+    rho = float(torch.linalg.eigvals(w).abs().max())
+    return w * (radius / rho)
+
+
+def input_weights(init: str | float, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Input (U) or readout (V) weights [out, in]: ``fan_in`` draws uniform(-1/sqrt(in), 1/sqrt(in)), as
+    torch.nn.RNN and nn.Linear do; a number sigma draws N(0, sigma^2), as Pascanu et al. 2013 (sigma = 0.01)."""
+    if init == FAN_IN:
+        return _uniform(shape, 1.0 / math.sqrt(shape[1]), generator)
+    if isinstance(init, bool) or not isinstance(init, int | float) or not init > 0 or not math.isfinite(init):
+        raise ValueError(f"input_init/readout_init: {init!r} is invalid; allowed: {FAN_IN!r} or a number sigma > 0")
+    return torch.randn(shape, generator=generator, dtype=torch.float64) * float(init)
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
@@ -170,15 +201,17 @@ class VanillaRNN(RecurrentModel):
         init: str = "orthogonal",
         scale: float = 1.0,
         seed: int = 0,
+        input_init: str | float = FAN_IN,
+        readout_init: str | float = FAN_IN,
+        init_nonzero: int = 15,
     ):
         super().__init__()
         self.act = activation(activation_name)
-        generator = torch.Generator().manual_seed(seed)
-        self.W = nn.Parameter(recurrent_init(init, scale, hidden, generator).float())
-        # Input and output weights: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.RNN and nn.Linear.
-        self.U = nn.Parameter(_uniform((hidden, n_in), 1.0 / math.sqrt(n_in), generator).float())
-        self.b = nn.Parameter(torch.zeros(hidden))
-        self.V = nn.Parameter(_uniform((n_out, hidden), 1.0 / math.sqrt(hidden), generator).float())
+        generator = torch.Generator().manual_seed(seed)  # W, then U, then V: all from the run's seed
+        self.W = nn.Parameter(recurrent_init(init, scale, hidden, generator, init_nonzero).float())
+        self.U = nn.Parameter(input_weights(input_init, (hidden, n_in), generator).float())
+        self.b = nn.Parameter(torch.zeros(hidden))  # biases 0, as in every paper the project follows
+        self.V = nn.Parameter(input_weights(readout_init, (n_out, hidden), generator).float())
         self.c = nn.Parameter(torch.zeros(n_out))
 
     @property

@@ -46,30 +46,40 @@ def verify_run(run_dir: Path, status: dict) -> None:
         )
 
 
-def solved(task: str, status: dict, success: dict[str, float]) -> bool:
+def solved(task: str, status: dict, success: dict) -> bool:
     """The task's success criterion on a completed run (a diverged run solved nothing)."""
     if task not in success:
-        raise ConfigError(f"no success threshold for task {task!r}; given: {success} (--success)")
-    completed = status["status"] == "completed"
-    return completed and tasks.get(task).solved(status["final_metric"], status["baseline_loss"], success[task])
+        raise ConfigError(f"no success criterion for task {task!r}; given: {success} (--success)")
+    if status["status"] != "completed":
+        return False
+    return tasks.reached(
+        task, success[task], status["final_metric"], status.get("final_error_rate", math.nan), status["baseline_loss"]
+    )
 
 
-def steps_to_solve(run_dir: str | Path, task: str, baseline: float, threshold: float) -> float:
+def steps_to_solve(run_dir: str | Path, task: str, baseline: float, criterion: dict | float) -> float:
     """The first evaluation step at which the run's test metric met the task's success criterion (NaN if none).
 
-    Read from the run's metrics.parquet (its test rows: step 0, every ``eval_every`` steps and the final step of
-    a completed run). It is the first time the criterion was met, whatever came after: a run that met it and later
-    lost it (or diverged) keeps its step, while ``solved`` says whether it held at the end."""
-    test = pd.read_parquet(Path(run_dir) / "metrics.parquet", columns=["step", "split", "metric"])
-    test = test[test["split"] == "test"].sort_values("step", kind="stable")
-    criterion = tasks.get(task).solved
-    for step, metric in zip(test["step"], test["metric"], strict=True):
-        if math.isfinite(metric) and criterion(metric, baseline, threshold):
+    Read from the run's metrics.parquet (its test rows at the trained length: step 0, every ``eval_every`` steps
+    and the final step of a completed run). It is the first time the criterion was met, whatever came after: a run
+    that met it and later lost it (or diverged) keeps its step, while ``solved`` says whether it held at the end."""
+    test = pd.read_parquet(Path(run_dir) / "metrics.parquet")
+    test = test[(test["split"] == "test") & main_length(test)].sort_values("step", kind="stable")
+    for step, metric, right in zip(test["step"], test["metric"], test["seq_solved_frac"], strict=True):
+        if tasks.reached(task, criterion, metric, 1.0 - right, baseline):
             return float(step)
     return math.nan
 
 
-def read_status(run_dir: str | Path, success: dict[str, float]) -> pd.DataFrame:
+def main_length(metrics: pd.DataFrame) -> pd.Series:
+    """The rows of the run's own test set, not of an extra evaluation length (runs without a length column have
+    only those)."""
+    if "eval_length" not in metrics.columns:
+        return pd.Series(True, index=metrics.index)
+    return metrics["eval_length"].isna()
+
+
+def read_status(run_dir: str | Path, success: dict) -> pd.DataFrame:
     """One run's row of the runs table (spec columns, status, solved, steps_to_solve), after checking every
     file's sha256; ``success`` maps each task to its success threshold."""
     run_dir = Path(run_dir)
@@ -80,6 +90,7 @@ def read_status(run_dir: str | Path, success: dict[str, float]) -> pd.DataFrame:
     spec = spec_columns(read_json(run_dir / "spec.json"))
     status["solved"] = solved(spec["task"], status, success)
     status["steps_to_solve"] = steps_to_solve(run_dir, spec["task"], status["baseline_loss"], success[spec["task"]])
+    status.setdefault("final_error_rate", math.nan)
     status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
     status["diverged_at"] = float("nan") if status["diverged_at"] is None else float(status["diverged_at"])
     return pd.DataFrame([{**spec, **status}])
@@ -133,7 +144,7 @@ def _stream_table(name: str, run_dirs: list[str], specs: list[dict], path: Path)
         read_run_table(run_dirs[0], name, specs[0]).to_parquet(path, index=False)
 
 
-def write_tables(run_dirs: list[str | Path], out_dir: str | Path, success: dict[str, float]) -> dict[str, Path]:
+def write_tables(run_dirs: list[str | Path], out_dir: str | Path, success: dict) -> dict[str, Path]:
     """Write every table of :data:`TABLES` as ``out_dir/{name}.parquet`` (each atomically), runs in sorted order.
 
     The runs table is built in memory (a row a run); the others are streamed run by run, so a grid of thousands

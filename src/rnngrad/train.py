@@ -86,6 +86,9 @@ class Run:
             seed=spec["seed"],
             forget_bias=spec["forget_bias"],
             cell=spec["cell"],
+            input_init=spec["input_init"],
+            readout_init=spec["readout_init"],
+            init_nonzero=spec["init_nonzero"],
         ).to(device=self.device, dtype=self.dtype)
         self.optimizer = Optimizer(
             spec["optimizer"], self.model.parameters(), spec["lr"], spec["momentum"], spec["rmsprop_alpha"]

@@ -7,15 +7,16 @@ def group_members(wildcards):
 
 
 def group_inputs(wildcards):
-    """A group's spec file, the datasets its runs share and the training code (one input function: Snakemake
-    inspects each one per job)."""
+    """A group's spec file, the datasets its runs share (no training file where every minibatch is generated
+    fresh; a test file per extra evaluation length) and the training code (one input function: Snakemake inspects
+    each one per job)."""
     first = group_members(wildcards)[0]
     return {
         "specs": rnngrad_groups.specs_path(
             RESULTS, wildcards.experiment, wildcards.group
         ),
-        "train": first["train_data"],
-        "test": first["test_data"],
+        "train": [first["train_data"]] if first["train_data"] else [],
+        "test": [first["test_data"], *first["eval_data"]],
         "code": TRAINING_CODE,
     }
 

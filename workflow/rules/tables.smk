@@ -26,7 +26,7 @@ rule tables:
         run_list_sha256=lambda wc: PLAN_SHA256[wc.experiment],
         out_dir=lambda wc: f"{RESULTS}/tables/{wc.experiment}",
         success=json.dumps(
-            rnngrad_tasks.success_thresholds(config["tasks"]), sort_keys=True
+            rnngrad_tasks.success_criteria(config["tasks"]), sort_keys=True
         ),
     shell:
         "python -m rnngrad tables --out-dir {params.out_dir} --run-list {params.run_list}"

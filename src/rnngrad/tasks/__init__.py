@@ -17,7 +17,8 @@ Every module of this package whose name does not start with ``_`` is a task, nam
   position but not the inputs);
 - ``to_model(arrays)`` -> (inputs float32 [n, L, D], targets [n, L], mask bool [n, L]),
   ``position_losses(outputs, targets)`` -> [batch, L], ``metrics(outputs, targets, mask)`` -> (metric, share of
-  sequences right), ``solved(final_metric, baseline, threshold)``.
+  sequences right), ``solved(final_metric, baseline, threshold)``; optionally ``ERROR_RULES`` ({name: rule},
+  the first the default): the papers' per-sequence rules that ``metrics(..., error_rule=name)`` counts by.
 """
 
 from __future__ import annotations
@@ -75,9 +76,34 @@ def task_params(task: str, task_config: dict) -> dict:
     return {name: task_config[name] for name in get(task).PARAMS}
 
 
-def success_thresholds(tasks_config: dict) -> dict[str, float]:
-    """{task: success threshold} out of the config's ``tasks`` section."""
-    return {name: block[get(name).SUCCESS_KEY] for name, block in tasks_config.items()}
+CRITERIA = ("metric", "errors")
+MAX_ERRORS = 0.01  # criterion "errors": Pascanu et al. 2013's "under 1% errors"
+
+
+def success_criteria(tasks_config: dict) -> dict[str, dict]:
+    """{task: its success criterion} out of the config's ``tasks`` section: ``{"criterion": "metric", "threshold":
+    t}`` (the task's own rule on its test metric) or ``{"criterion": "errors", "max_errors": e}``."""
+    criteria = {}
+    for name, block in tasks_config.items():
+        rule = block.get("criterion", "metric")
+        if rule == "metric":
+            criteria[name] = {"criterion": rule, "threshold": block[get(name).SUCCESS_KEY]}
+        else:
+            criteria[name] = {"criterion": rule, "max_errors": block.get("max_errors", MAX_ERRORS)}
+    return criteria
+
+
+def reached(task: str, criterion: dict | float, metric: float, error_rate: float, baseline: float) -> bool:
+    """Whether one evaluation meets the task's success criterion (a bare number is a ``metric`` threshold):
+    ``metric``, the task's own ``solved(metric, baseline, threshold)``; ``errors``, the share of test sequences
+    counted wrong (by the run's error rule) strictly below ``max_errors``. NaN never succeeds."""
+    if not isinstance(criterion, dict):
+        criterion = {"criterion": "metric", "threshold": criterion}
+    if criterion["criterion"] == "errors":
+        return error_rate < criterion["max_errors"]  # False for NaN
+    if criterion["criterion"] != "metric":
+        raise ValueError(f"success criterion {criterion['criterion']!r} is unknown; allowed: {list(CRITERIA)}")
+    return metric == metric and bool(get(task).solved(metric, baseline, criterion["threshold"]))
 
 
 def generate(task: str, T: int, n: int, seed: int, variant: str, **params) -> dict[str, np.ndarray]:  # noqa: N803
