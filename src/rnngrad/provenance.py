@@ -17,7 +17,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 TRAINING_CODE = (  # what `import rnngrad.train, rnngrad.batched` loads (files; packages as folders)
-    "__init__.py", "batched.py", "contract.py", "decompose.py", "gradients.py", "io.py", "losses.py", "models.py",
+    "__init__.py", "batched.py", "contract.py", "decompose.py", "gradients.py", "io.py", "losses.py", "models",
     "optim.py", "provenance.py", "tasks", "train.py",
 )  # fmt: skip
 
