@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import make_batch, make_model
+from conftest import ROOT, make_batch, make_model
 
 from rnngrad import decompose, gradients, tasks
 from rnngrad.models import build_model
@@ -99,3 +99,18 @@ def test_analyse_a_user_cell_against_autograd_and_the_explicit_jacobians():
         rnn.W.copy_(cell.W), rnn.U.copy_(cell.U), rnn.b.zero_()
         explicit = gradients.jacobian_norms(rnn.W, rnn.act.df(rnn.states(x)))
     assert tables["jacobians"].jac_norm.to_numpy() == pytest.approx(explicit.mean(0).numpy(), rel=1e-12)
+
+
+def test_the_readme_example_for_a_users_cell_runs_and_draws(tmp_path, monkeypatch):
+    """The README's own-cell example, run as written: it writes the figure it says it draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Any cell, your own included") :]
+    code = section[
+        section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))
+    ]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102 - the README's example
+    assert (tmp_path / "my_cell_contributions.png").stat().st_size > 10_000
