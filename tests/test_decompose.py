@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, make_batch, make_model
 
 from rnngrad import decompose, gradients, tasks
-from rnngrad.models import build_model
+from rnngrad.models import MODELS, build_model
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
@@ -114,3 +119,14 @@ def test_the_readme_example_for_a_users_cell_runs_and_draws(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102 - the README's example
     assert (tmp_path / "my_cell_contributions.png").stat().st_size > 10_000
+
+
+def test_the_cells_benchmark_runs_in_its_tiny_mode(tmp_path):
+    """benchmarks/cells.py --tiny: every cell's step and logging event once, and the JSON it writes."""
+    out = tmp_path / "cells.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, str(ROOT / "benchmarks" / "cells.py"), "--tiny", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    result = json.loads(out.read_text())
+    assert set(result["train_step_ratio_to_rnn"]) == {*MODELS, "lstm_stepped_before"}
+    assert result["generic_over_explicit_log_ratio"] > 0 and result["machine"]["torch"] == torch.__version__
