@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnngrad.analysis import cell_rate_table, check_bound, decay_rate_table
+from rnngrad.analysis import cell_rate_table, check_bound, decay_rate_table, recurrent_contributions
 from rnngrad.io import atomic_write
 from rnngrad.tables import read_tables
 
@@ -70,6 +70,32 @@ def rates_vs_theory(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFra
     return table
 
 
+def far_contributions(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFrame:
+    """For experiments with a cell other than the vanilla RNN: per model and length, the median over seeds of
+    ||C_{t,2}|| / ||C_{t,t}|| at the last target step t (the farthest non-zero contribution against the nearest;
+    all recurrent weights together), at step 0 and at the last logged step, and the seeds solved."""
+    frames = []
+    for tables in per_experiment:
+        runs = tables["runs"]
+        if runs.empty or (runs["model"] == "rnn").all():
+            continue
+        grads = recurrent_contributions(tables["gradients"])
+        grads = grads[grads["t"] == grads.groupby(["run_id", "step"])["t"].transform("max")]
+        last = grads.groupby("run_id")["step"].transform("max")
+        ratios = {}
+        for stage, at in (("step 0", grads[grads["step"] == 0]), ("trained", grads[grads["step"] == last])):
+            far = at[at["k"] == 2].set_index("run_id")["contribution_norm"]
+            near = at[at["k"] == at["t"]].set_index("run_id")["contribution_norm"]
+            ratios[f"far/near {stage}"] = far / near
+        frames.append(runs.set_index("run_id").join(pd.DataFrame(ratios)))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames)
+    return table.groupby(["experiment", "label", "T"], as_index=False).agg(
+        runs=("solved", "size"), solved=("solved", "sum"), **{c: (c, "median") for c in table if c.startswith("far/")}
+    )
+
+
 def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     """Counts of each outcome per (experiment, task, model, init, scale, clip), lengths and seeds pooled."""
     runs = runs.assign(outcome=outcome(runs), clip=runs["clip"].map(lambda c: "none" if pd.isna(c) else f"{c:g}"))
@@ -118,6 +144,17 @@ def summarise(tables_dirs: list[str | Path]) -> str:
         outcomes(tables["runs"]).to_markdown(index=False),
         "",
     ]
+    far = far_contributions(per_experiment)
+    if not far.empty:
+        lines += [
+            "## How far the gradient reaches, per cell",
+            "",
+            "far/near: ||C_{t,2}||_F / ||C_{t,t}||_F at the last target step t (all recurrent weights together;"
+            " C_{t,1} = 0 as s_0 = 0), median over seeds, at step 0 and after training.",
+            "",
+            far.to_markdown(index=False, floatfmt=".3g"),
+            "",
+        ]
     return "\n".join(lines)
 
 
