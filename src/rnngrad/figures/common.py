@@ -124,9 +124,16 @@ def model_palette(names) -> dict[str, tuple]:
 
 
 def label_order(labels) -> list[str]:
-    """Model labels present, in the order RNN-tanh, RNN-sigmoid, RNN-relu, IRNN, LSTM, then any others."""
-    labels = set(labels)
-    return [label for label in LABEL_ORDER if label in labels] + sorted(labels - set(LABEL_ORDER))
+    """Model labels present, in the order RNN-tanh, RNN-sigmoid, RNN-relu, IRNN, LSTM, GRU, LRU, each followed by
+    its variants ("LSTM b_f=1"), then any others."""
+
+    def rank(label: str) -> tuple[int, str]:
+        variant = (
+            i for i, name in enumerate(LABEL_ORDER) if label == name or label.startswith((f"{name} ", f"{name},"))
+        )
+        return next(variant, len(LABEL_ORDER)), label
+
+    return sorted(set(labels), key=rank)
 
 
 def with_outcome(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

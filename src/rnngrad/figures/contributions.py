@@ -59,8 +59,9 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             here = data[(data["setting"] == setting) & (data["stage"] == stage) & (data["facet"] == act)]
             dropped.append(common.run_lines(ax, here, "distance", "contribution_norm", "series", palette))
             ax.set_title(act if r == 0 else "", fontsize=9)
-            ax.set_xlabel(XLABEL if r == len(rows) - 1 else "")
+            ax.set_xlabel("")
             ax.set_ylabel(f"{setting}\n{common.STAGE_SHORT[stage]}\n{YLABEL}" if c == 0 else "")
+    fig.supxlabel(XLABEL, fontsize="medium")
     dropped = pd.concat(dropped, ignore_index=True)
     common.readable_log_ticks(axes)
     at_k1 = (dropped["k"] == 1) & (dropped["contribution_norm"] == 0)

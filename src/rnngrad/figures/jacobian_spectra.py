@@ -149,7 +149,7 @@ def _panel_b(subfig, products: pd.DataFrame, spectrum: pd.DataFrame, activations
             ax.set_title(f"{act} · {common.STAGE_SHORT[stage]}", fontsize=9)
             if (r, c) == (0, 0):
                 ax.set_title("B", loc="left", fontweight="bold", fontsize=10)
-            ax.set_xlabel(DISTANCE_LABEL if r == len(stages) - 1 else "")
+            ax.set_xlabel("")
             ax.set_ylabel(PRODUCT_LABEL if c == 0 else "")
     dropped = pd.concat(dropped, ignore_index=True)
     handles = common.palette_handles(palette)
