@@ -65,16 +65,18 @@ def machine() -> dict:
     }
 
 
-def median_ms(fn, repeats: int) -> float:
-    """Median of `repeats` timings after one warm-up call (robust to a noisy shared machine)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def median_ms(fns: dict, repeats: int) -> dict[str, float]:
+    """Median ms of each call over `repeats` rounds, after one warm-up call each; the calls take turns within a
+    round, so that load on a shared machine falls on all of them alike and their ratios hold."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return 1000 * times[len(times) // 2]
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * sorted(values)[len(values) // 2] for name, values in times.items()}
 
 
 def step_fn(model, batch):
@@ -112,14 +114,15 @@ def main() -> None:
     log_batch = tuple(tensor[: args.log_batch] for tensor in batch)
     models = {name: build_model(name, D, H, D, seed=0, forget_bias=1.0) for name in MODELS}
 
-    train_ms = {name: median_ms(step_fn(model, batch), args.repeats) for name, model in models.items()}
-    train_ms["lstm_stepped_before"] = median_ms(step_fn(SteppedLSTM(D, H, D), batch), args.repeats)
+    steps = {name: step_fn(model, batch) for name, model in models.items()}
+    train_ms = median_ms({**steps, "lstm_stepped_before": step_fn(SteppedLSTM(D, H, D), batch)}, args.repeats)
 
     def logging(log_step, model: RecurrentModel):
-        return median_ms(lambda: log_step(model, log_batch, "copy", ["last"], args.jacobian_samples), args.log_repeats)
+        return lambda: log_step(model, log_batch, "copy", ["last"], args.jacobian_samples)
 
-    log_ms = {"rnn_explicit": logging(gradients.log_step, models["rnn"])}
-    log_ms.update({f"{name}_generic": logging(decompose.log_step, model) for name, model in models.items()})
+    events = {"rnn_explicit": logging(gradients.log_step, models["rnn"])}
+    events.update({f"{name}_generic": logging(decompose.log_step, model) for name, model in models.items()})
+    log_ms = median_ms(events, args.log_repeats)
     result = {
         "setup": {"H": H, "B": B, "T": T, "log_batch": args.log_batch, "jacobian_samples": args.jacobian_samples},
         "machine": machine(),
