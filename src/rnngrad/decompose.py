@@ -101,7 +101,7 @@ def _frame(terms, state_grads, model: RecurrentModel, steps: list[int]) -> pd.Da
                 norm_u = torch.full((t,), math.nan, dtype=torch.float64)
             for weight, name in model.recurrent_weights.items():
                 norm = term[name].flatten(1).norm(dim=1)
-                frames.append(gradients.gradient_frame(t, norm, norm_u, dldh).assign(weight=weight))
+                frames.append(gradients.gradient_frame(t, norm, norm_u, dldh, weight))
     return pd.concat(frames, ignore_index=True)
 
 
