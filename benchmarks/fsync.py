@@ -50,7 +50,8 @@ def lengths_spec(data: Path, steps: int) -> dict:
         "task_params": {}, "T": 8, "model": "rnn", "activation": "relu", "init": "orthogonal", "scale": 1.0,
         "clip": None, "seed": 0, "hidden": 8, "optimizer": "adam", "lr": 0.001, "momentum": 0.9,
         "rmsprop_alpha": 0.9, "batch_size": 8, "steps": steps, "eval_every": 50, "checkpoint_every": 50,
-        "dtype": "float32", "log_every": None, "log_at": [], "log_spectra_every": None, **METHODS_OFF, "log_batch": 8,
+        "dtype": "float32", "log_every": None, "log_at": [], "log_spectra_every": None, "log_batch": 8,
+        **METHODS_OFF, "forget_bias": None, "cell": None,
         "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1, "label": "RNN-relu",
         "train_data": str(paths["train"]), "test_data": str(paths["test"]),
     }  # fmt: skip

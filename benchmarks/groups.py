@@ -50,7 +50,7 @@ def make_spec(data: dict, hidden: int, batch: int, T: int, steps: int, seed: int
         "hidden": hidden, "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "rmsprop_alpha": 0.9,
         "batch_size": batch, "steps": steps, "eval_every": 50, "checkpoint_every": 100, "dtype": "float32",
         "log_every": None, "log_at": [], "log_spectra_every": None, "log_batch": 16, "jacobian_samples": 4,
-        **METHODS_OFF,
+        **METHODS_OFF, "forget_bias": None, "cell": None,
         "targets": ["last"], "device": "cpu",
         "label": "RNN-tanh", "train_data": data["train"], "test_data": data["test"],
     }  # fmt: skip

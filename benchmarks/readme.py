@@ -3,8 +3,8 @@ command that measured it.
 
     python benchmarks/readme.py [benchmarks/results]
 
-Reads groups.json, train_step-*.json, plan.json, methods.json and fsync.json from the folder (those present), as
-the benchmarks write them with --out.
+Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json and cells.json from the folder (those
+present), as the benchmarks write them with --out.
 """
 
 from __future__ import annotations
@@ -86,6 +86,20 @@ def methods_table(record: dict) -> list[str]:
     return lines
 
 
+def cells_table(record: dict) -> list[str]:
+    setup = record["setup"]
+    shape = f"H = {setup['H']}, B = {setup['B']}, T = {setup['T']}"
+    lines = [source(record) + f" {shape}, copy task, Adam, wall-clock medians of calls taking turns.", ""]
+    lines += ["| cell | training step | ratio to the vanilla RNN | logging event (generic path) |", "|---|---|---|---|"]
+    for name, ms in record["train_step_ms"].items():
+        log = record["log_event_ms"].get(f"{name}_generic")
+        log_cell = f"{log:.1f} ms" if log is not None else ""
+        lines.append(f"| {name} | {ms:.2f} ms | {record['train_step_ratio_to_rnn'][name]:.2f}x | {log_cell} |")
+    ratio = record["generic_over_explicit_log_ratio"]
+    lines += ["", f"The vanilla RNN's logging event by the generic path costs {ratio:.2f}x the explicit recursion's."]
+    return lines
+
+
 def fsync_line(record: dict) -> list[str]:
     line = (
         f"a {record['steps']}-step run on {record['filesystem']} makes {record['fsyncs_per_run']} fsyncs: "
@@ -101,7 +115,7 @@ def main() -> None:
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
         renderers = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line,
-                     "methods": methods_table, "fsync": fsync_line}  # fmt: skip
+                     "methods": methods_table, "fsync": fsync_line, "cells": cells_table}  # fmt: skip
         render = renderers[record["benchmark"]]
         out += [f"<!-- {path.name} -->", *render(record), ""]
     print("\n".join(out))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rnngrad.contract import RUN_FILES
+from rnngrad.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if p.name != "readme.py" and p.name[0] != "_")
@@ -37,7 +38,7 @@ def results(tmp_path_factory) -> Path:
 
 
 def test_every_benchmark_is_covered():
-    assert BENCHMARKS == ["fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"]
+    assert BENCHMARKS == ["cells.py", "fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
@@ -51,6 +52,9 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
     assert machine["torch"].startswith("2.")
     if name == "plan.py":
         assert record["jobs"] > 0 and record["plan_s"] > 0
+    elif name == "cells.py":  # every registered cell's step, and the LSTM as it was stepped before
+        assert set(record["train_step_ratio_to_rnn"]) == {*MODELS, "lstm_stepped_before"}
+        assert record["generic_over_explicit_log_ratio"] > 0
     elif name == "methods.py":
         assert [row["shape"] for row in record["rows"]] == ["default", "pascanu"]
         assert all(

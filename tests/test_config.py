@@ -38,9 +38,11 @@ def test_default_grid_spans_the_science():
 
 def test_run_ids_are_readable_paths():
     spec = {"task": "copy", "T": 100, "model": "rnn", "activation": "tanh", "init": "orthogonal", "scale": 1.5,
-            "clip": None, "regularizer": 0, "seed": 0}  # fmt: skip
+            "forget_bias": None, "clip": None, "regularizer": 0, "seed": 0}  # fmt: skip
     assert configuration.run_id(spec) == "copy/T100/tanh/orthogonal-1.5/noclip/seed0"
     assert configuration.run_id({**spec, "model": "lstm", "clip": 1.0}) == "copy/T100/lstm/clip1/seed0"
+    assert configuration.run_id({**spec, "model": "lstm", "forget_bias": 1.0}) == "copy/T100/lstm-fb1/noclip/seed0"
+    assert configuration.run_id({**spec, "model": "gru"}) == "copy/T100/gru/noclip/seed0"
     regularized = {**spec, "init": "sparse", "scale": 0.95, "clip": 1.0, "regularizer": 4.0}
     assert configuration.run_id(regularized) == "copy/T100/tanh/sparse-0.95/clip1-reg4/seed0"
 
@@ -111,6 +113,22 @@ BAD_CONFIGS = {
         _set("experiments.baselines.grid.2.activation", ["tanh"]),
         ["baselines.grid.2"],
     ),
+    "forget bias on a gru block": (
+        _set(
+            "experiments.baselines.grid.2",
+            {"task": ["copy"], "T": [5], "seed": [0], "model": "gru", "forget_bias": [1.0]},
+        ),
+        ["baselines.grid.2"],
+    ),  # fmt: skip
+    "unknown model": (_set("experiments.baselines.grid.2.model", "elman"), ["baselines.grid.2.model", "elman", "gru"]),
+    "user cell without a colon": (_set("cells", {"mine": "my_cells"}), ["cells.mine"]),
+    "user cell not importable": (_set("cells", {"mine": "no_such_module_x:Cell"}), ["cells.mine", "no_such_module_x"]),
+    "user cell not a module": (_set("cells", {"mine": "math:pi"}), ["cells.mine", "nn.Module"]),
+    "user cell with a wrong signature": (
+        _set("cells", {"mine": "torch.nn:Linear"}),
+        ["cells.mine", "forward(x_t, state)"],
+    ),
+    "user cell named like a built-in": (_set("cells", {"gru": "torch.nn:GRUCell"}), ["cells.gru", "built-in"]),
     "task used but not configured": (_set("tasks.copy", DELETE), ["tasks.copy", "missing", "scales"]),
     "solved accuracy above 1": (_set("tasks.copy.solved_accuracy", 1.5), ["tasks.copy.solved_accuracy"]),
     "experiment name with a slash": (_set("experiments.a/b", {"grid": []}), ["experiments", "a/b"]),
@@ -197,5 +215,20 @@ def test_config_is_not_mutated_by_expansion():
 )
 def test_irnn_label_only_for_the_model_of_le_et_al(activation, init, scale, hidden, expected):
     spec = {"model": "rnn", "activation": activation, "init": init, "scale": scale, "hidden": hidden}
+    spec.update(forget_bias=None, cell=None)
     assert configuration.label(spec) == expected
     assert configuration.label({**spec, "model": "lstm"}) == "LSTM"
+    assert configuration.label({**spec, "model": "lstm", "forget_bias": 1.0}) == "LSTM b_f=1"
+    assert configuration.label({**spec, "model": "lru"}) == "LRU"
+    assert configuration.label({**spec, "model": "mine", "cell": "my_cells:Mine"}) == "mine"
+
+
+def test_a_users_cell_named_under_cells_expands_into_runs():
+    """torch.nn.GRUCell has the cell signature (Class(n_in, hidden), forward(x_t, h) -> h): a config can train it."""
+    config = default()
+    config["cells"] = {"torchgru": "torch.nn:GRUCell"}
+    config["experiments"]["baselines"]["grid"].append({"task": ["adding"], "T": [8], "seed": [0], "model": "torchgru"})
+    configuration.validate(config)
+    spec = next(s for s in configuration.expand(config) if s["model"] == "torchgru")
+    assert spec["cell"] == "torch.nn:GRUCell" and spec["label"] == "torchgru"
+    assert spec["run_id"] == "adding/T8/torchgru/noclip/seed0"

@@ -123,7 +123,7 @@ def test_regularizer_adds_alpha_domega_dw_to_the_loss_gradient(datasets, tmp_pat
     x, y, mask = run._on_device(tasks.get("adding").to_model(fresh_batch(spec, 0)[1]))
     params = dict(run.model.named_parameters())
     states = run.model.states(x)
-    loss = masked_loss("adding", run.model.outputs(states), y, mask)
+    loss = masked_loss("adding", run.model.readout(states), y, mask)
     grads = dict(zip(params, torch.autograd.grad(loss, [*params.values()], retain_graph=True), strict=True))
     grad_states = torch.autograd.grad(loss, states)[0]
     omega, grad_omega = regularizer.omega(params["W"].detach(), states.detach(), grad_states, "tanh")

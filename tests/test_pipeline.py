@@ -19,7 +19,7 @@ from conftest import ROOT, copy_workflow
 from rnngrad import config as configuration
 from rnngrad import tasks
 from rnngrad.contract import RUN_FILES
-from rnngrad.figures import figure_module, figure_tables
+from rnngrad.figures import figure_module, figure_tables, module_name
 from rnngrad.groups import group_specs
 
 BIN = Path(sys.executable).parent
@@ -177,7 +177,7 @@ def test_every_configured_figure_has_a_rule_a_caption_and_a_readme_line(tmp_path
     for name in yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["figures"]:
         assert f"figure_{name}" in rules
         assert figure_tables(name) == tuple(figure_module(name).TABLES)  # read without import == imported
-        assert (ROOT / "workflow" / "report" / f"{name}.rst").read_text().strip()
+        assert (ROOT / "workflow" / "report" / f"{module_name(name)}.rst").read_text().strip()
         assert f"| `{name}` |" in figures_readme
 
 

@@ -44,7 +44,11 @@ def _spec(experiment: str, activation: str, init: str, scale: float, seed: int, 
         "batch_size": 4,
         "steps": 200,
         "gamma": ACTIVATIONS[activation].gamma if rnn else math.nan,
-        "label": config.label({"model": model, "activation": activation, "init": init, "scale": scale, "hidden": 8}),
+        "forget_bias": math.nan,
+        "label": config.label(
+            {"model": model, "activation": activation, "init": init, "scale": scale, "hidden": 8}
+            | {"forget_bias": None, "cell": None}
+        ),
     }
 
 
@@ -97,7 +101,18 @@ def scales_tables() -> dict[str, pd.DataFrame]:
                 )  # fmt: skip
                 spectrum.append({**spec, "step": step, "sigma_max_W": sigma, "spectral_radius_W": sigma,
                                  "lyapunov_qr": lyap})  # fmt: skip
-    runs.append(_outcome(_spec("scales", "none", "none", math.nan, 0, T, math.nan, model="lstm"), False, True))
+    lstm = _spec("scales", "none", "none", math.nan, 0, T, math.nan, model="lstm")
+    runs.append(_outcome(lstm, False, True))
+    for step in (0, 200):  # the LSTM's whole-state Jacobians and W_hh contributions decay slowly
+        d, k = np.arange(1, T + 1, dtype=float), np.arange(1, T + 1)
+        products.append(pd.DataFrame({**lstm, "step": step, "t": T, "distance": d, "product_norm": np.exp(-0.02 * d),
+                                      "log_product_norm": -0.02 * d}))  # fmt: skip
+        c_norm = np.where(k == 1, 0.0, np.exp(-0.03 * (T - k)))
+        gradients.append(pd.DataFrame({**lstm, "step": step, "t": T, "k": k, "distance": T - k, "weight": "W_hh",
+                                       "contribution_norm": c_norm, "contribution_norm_U": c_norm,
+                                       "dLdh_norm": c_norm}))  # fmt: skip
+        spectrum.append({**lstm, "step": step, "sigma_max_W": math.nan, "spectral_radius_W": math.nan,
+                         "lyapunov_qr": -0.02})  # fmt: skip
     return {
         "runs": pd.DataFrame(runs),
         "products": pd.concat(products, ignore_index=True),
@@ -150,6 +165,9 @@ def test_decay_rates_renders_with_lstm_and_a_diverged_run(tmp_path):
     diverged = rates[rates["status"] == "diverged"].set_index("step")
     assert np.isfinite(diverged.loc[0, "product_rate"]) and np.isnan(diverged.loc[200, "contribution_rate"])
     assert (rates["bound_ratio_max"].dropna() <= 1.0).all()
+    cells = analysis.cell_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    assert list(cells["label"].unique()) == ["LSTM"] and len(cells) == 2
+    assert cells["product_rate"].to_numpy() == pytest.approx(-0.02) and (cells["contribution_rate"] < 0).all()
 
 
 def test_decay_rates_renders_from_empty_tables(tmp_path):

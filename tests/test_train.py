@@ -41,7 +41,7 @@ def make_spec(datasets, **overrides) -> dict:
         "eval_every": 10, "checkpoint_every": 10, "dtype": "float32", "log_every": None, "log_at": [15],
         "log_spectra_every": None, **METHODS_OFF,
         "log_batch": 8, "jacobian_samples": 2, "targets": ["last"], "device": "cpu", "threads": 1,
-        "label": "RNN-tanh",
+        "label": "RNN-tanh", "forget_bias": None, "cell": None,
         "train_data": datasets[(task, T, "train")], "test_data": datasets[(task, T, "test")],
     }  # fmt: skip
     spec.update(overrides)
@@ -213,12 +213,14 @@ def test_every_optimizer_and_model_trains(datasets, tmp_path, optimizer):
     assert status["status"] == "completed"
 
 
-def test_lstm_baseline_logs_dldh(datasets, tmp_path):
+def test_lstm_logs_every_table_through_the_generic_decomposition(datasets, tmp_path):
     spec = make_spec(datasets, model="lstm", activation=None, init=None, scale=None, label="LSTM", steps=5)
     train(spec, tmp_path)
     grads = pd.read_parquet(tmp_path / "gradients.parquet")
-    assert (grads.dLdh_norm > 0).all() and grads.contribution_norm.isna().all()
-    assert pd.read_parquet(tmp_path / "jacobians.parquet").empty
+    assert (grads.dLdh_norm > 0).all() and (grads.weight == "W_hh").all()
+    assert (grads.contribution_norm[grads.k > 1] > 0).all()
+    jacobians = pd.read_parquet(tmp_path / "jacobians.parquet")
+    assert (jacobians.jac_norm > 0).all() and jacobians.deriv_mean.isna().all()
 
 
 def test_adding_training_reduces_the_loss(datasets, tmp_path):
@@ -255,3 +257,12 @@ def test_modified_run_file_is_detected_with_the_fix(datasets, tmp_path):
     metrics.to_parquet(tmp_path / "metrics.parquet")
     with pytest.raises(tables.RunFileError, match="metrics.parquet.*delete .* and rerun snakemake"):
         tables.read_run(tmp_path, SUCCESS)[0]
+
+
+@pytest.mark.parametrize(("model", "cell"), [("gru", None), ("lru", None), ("torchgru", "torch.nn:GRUCell")])
+def test_every_cell_trains_and_logs_its_contributions(datasets, tmp_path, model, cell):
+    spec = make_spec(datasets, model=model, cell=cell, activation=None, init=None, scale=None, label=model, steps=3)
+    assert train(spec, tmp_path)["status"] == "completed"
+    frames = read_run(tmp_path)
+    assert (frames["gradients"].contribution_norm[frames["gradients"].k > 1] > 0).all()
+    assert (frames["products"].product_norm > 0).all() and frames["spectrum"].lyapunov_qr.notna().all()

@@ -66,10 +66,31 @@ def fit_log_decay_rate(distance, log_norms) -> dict:
 # Measured against theory, from the experiment tables
 
 
-def _spec(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per RNN run: the spec columns present, and status (LSTM runs have no Jacobians to compare)."""
+def _spec(runs: pd.DataFrame, rnn: bool = True) -> pd.DataFrame:
+    """One row per RNN run (``rnn``; else per run of any other cell): the spec columns present, and status."""
     columns = [c for c in (*SPEC_COLUMNS, "status") if c in runs.columns]
-    return runs.loc[runs["model"] == "rnn", columns].drop_duplicates("run_id")
+    return runs.loc[(runs["model"] == "rnn") == rnn, columns].drop_duplicates("run_id")
+
+
+def recurrent_contributions(gradients: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, step, t and k: ``contribution_norm`` over all of a cell's recurrent weights together
+    (the Frobenius norm of the stacked C_{t,k}: the vanilla RNN's W alone, the LRU's nu and theta together)."""
+    keys = ["run_id", "step", "t", "k"]
+    if gradients.empty or gradients.groupby(keys).size().max() == 1:
+        return gradients
+    squared = gradients.assign(_sq=gradients["contribution_norm"].astype(float) ** 2).groupby(keys)["_sq"].sum()
+    first = gradients.drop_duplicates(keys).set_index(keys)
+    return first.assign(contribution_norm=np.sqrt(squared)).reset_index()
+
+
+def cell_rate_table(products: pd.DataFrame, gradients: pd.DataFrame, runs: pd.DataFrame, spectrum: pd.DataFrame):
+    """The measured rates of :func:`decay_rate_table` (product_rate, contribution_rate of all recurrent weights
+    together, lyapunov_qr) for the runs of cells other than the vanilla RNN, which have no scale or bound."""
+    spec = _spec(runs, rnn=False)
+    fits = paired_fits(products[products["run_id"].isin(spec["run_id"])], recurrent_contributions(gradients))
+    qr = spectrum[["run_id", "step", "lyapunov_qr"]].drop_duplicates(["run_id", "step"])
+    table = spec.merge(fits.merge(qr, on=["run_id", "step"], how="outer"), on="run_id", how="inner")
+    return table.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
 
 
 def _products_vs_bound(products: pd.DataFrame, spectrum: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +206,8 @@ def mean_field_columns(spec: pd.DataFrame) -> pd.DataFrame:
 def decay_rate_table(
     products: pd.DataFrame, gradients: pd.DataFrame, runs: pd.DataFrame, spectrum: pd.DataFrame
 ) -> pd.DataFrame:
-    """Measured decay rates beside theory, one row per RNN run and logging step (LSTM runs are left out).
+    """Measured decay rates beside theory, one row per RNN run and logging step (other cells:
+    :func:`cell_rate_table`).
 
     Columns: the spec columns and status of the run, step, and
     - product_rate, contribution_rate, fit_n_points, fit_d_min, fit_d_max: :func:`paired_fits` (same distances);

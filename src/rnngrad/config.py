@@ -23,7 +23,7 @@ from rnngrad.figures import figure_tables
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TRAIN_METHOD_KEYS = ("input_init", "readout_init", "init_nonzero", "fresh_data", "until_solved", "train_lengths",
                      "eval_lengths")  # fmt: skip
-GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "clip", "regularizer", "seed")
+GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "regularizer", "seed")
 # The train keys of the papers' methods (README "The papers' methods"), off unless a config sets them.
 TRAIN_DEFAULTS = {key: METHODS_OFF[key] for key in TRAIN_METHOD_KEYS} | {"until_solved": False}
 
@@ -82,6 +82,7 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
                     f"config key figures.{name}: experiment {figure_experiment!r} is not defined; "
                     f"allowed: {sorted(config['experiments'])}"
                 )
+    check_models(config)
     for name, experiment in config["experiments"].items():
         _check_methods(
             f"experiments.{name}.train", _merged(_merged(TRAIN_DEFAULTS, config["train"]), experiment.get("train"))
@@ -147,6 +148,32 @@ def _check_reproduce(config: dict) -> None:
             raise ConfigError(f"config key reproduce.paper (the paper's budget): {err}") from err
 
 
+def check_models(config: dict) -> None:
+    """Every grid block names a built-in cell or one of ``cells``, and every user cell imports and steps."""
+    from rnngrad.models import MODELS  # here: the Snakefile imports this module, torch costs seconds
+
+    user = config.get("cells", {})
+    for clash in sorted(set(user) & set(MODELS)):
+        raise ConfigError(f"config key cells.{clash}: a built-in model has this name; allowed: any other name")
+    allowed = [*MODELS, *user]
+    for name, experiment in config["experiments"].items():
+        for i, block in enumerate(experiment["grid"]):
+            model = block.get("model", "rnn")
+            if model not in allowed:
+                raise ConfigError(
+                    f"config key experiments.{name}.grid.{i}.model: unknown value {model!r}; allowed: {allowed} "
+                    "(a user's cell needs an entry in cells: name: module:Class)"
+                )
+    if user:
+        from rnngrad.models import check_cell
+
+        for key, target in user.items():
+            try:
+                check_cell(target)
+            except ValueError as err:
+                raise ConfigError(f"config key cells.{key}: {err}") from err
+
+
 def _check_methods(where: str, train: dict) -> None:
     """The papers' methods that need each other: mixed lengths need fresh data, in a range that is not empty."""
     lengths = train["train_lengths"]
@@ -169,15 +196,18 @@ def _merged(defaults: dict, override: dict | None) -> dict:
 
 
 def _block_points(block: dict) -> list[dict]:
-    """The grid points of one block: the product of its axes (an lstm block has no activation, init or scale)."""
-    lstm = block.get("model", "rnn") == "lstm"
+    """The grid points of one block: the product of its axes (only an rnn block has activation, init and scale,
+    only an lstm block a forget_bias)."""
+    model = block.get("model", "rnn")
+    rnn = model == "rnn"
     axes = {
         "task": block["task"],
         "T": block["T"],
-        "model": ["lstm" if lstm else "rnn"],
-        "activation": [None] if lstm else block["activation"],
-        "init": [None] if lstm else block["init"],
-        "scale": [None] if lstm else block["scale"],
+        "model": [model],
+        "activation": block["activation"] if rnn else [None],
+        "init": block["init"] if rnn else [None],
+        "scale": block["scale"] if rnn else [None],
+        "forget_bias": block.get("forget_bias", [None]),
         "clip": block.get("clip", [None]),
         "regularizer": block.get("regularizer", [0]),
         "seed": block["seed"],
@@ -187,8 +217,10 @@ def _block_points(block: dict) -> list[dict]:
 
 def run_id(spec: dict) -> str:
     """Readable run path from the grid axes, e.g. ``copy/T100/tanh/orthogonal-1.5/noclip/seed0``; a regulariser
-    weight alpha > 0 joins the clip part (``clip1-reg4``)."""
-    arch = f"{spec['activation']}/{spec['init']}-{spec['scale']:g}" if spec["model"] == "rnn" else "lstm"
+    weight alpha > 0 joins the clip part (``clip1-reg4``), an LSTM's forget-gate bias its name (``lstm-fb1``)."""
+    arch = f"{spec['activation']}/{spec['init']}-{spec['scale']:g}" if spec["model"] == "rnn" else spec["model"]
+    if spec["forget_bias"] is not None:
+        arch += f"-fb{spec['forget_bias']:g}"
     clip = "noclip" if spec["clip"] is None else f"clip{spec['clip']:g}"
     if spec["regularizer"]:
         clip += f"-reg{spec['regularizer']:g}"
@@ -196,9 +228,11 @@ def run_id(spec: dict) -> str:
 
 
 def label(spec: dict) -> str:
-    """IRNN only for the model of Le et al. 2015: relu with W = I (g = 1) and more than one unit."""
-    if spec["model"] == "lstm":
-        return "LSTM"
+    """IRNN only for the model of Le et al. 2015: relu with W = I (g = 1) and more than one unit; a built-in cell by
+    its upper-case name (with its forget-gate bias where set), a user's cell by its name in the config."""
+    if spec["model"] != "rnn":
+        name = spec["model"] if spec["cell"] else spec["model"].upper()
+        return name if spec["forget_bias"] is None else f"{name} b_f={spec['forget_bias']:g}"
     if (spec["activation"], spec["init"], spec["scale"]) == ("relu", "identity", 1.0) and spec["hidden"] > 1:
         return "IRNN"
     return f"RNN-{spec['activation']}"
@@ -232,6 +266,7 @@ def expand(config: dict) -> list[dict]:
                 spec = {
                     "experiment": name,
                     **point,
+                    "cell": config.get("cells", {}).get(point["model"]),
                     "variant": task_config["variant"],
                     "task_params": tasks.task_params(point["task"], task_config),
                     **train,
@@ -279,7 +314,7 @@ def _papers_methods(spec: dict, task_config: dict, results: str, test_seed: int)
 
 
 def gamma(spec: dict) -> float:
-    """max |f'| of the run's activation (NaN for the LSTM)."""
+    """max |f'| of the run's activation (NaN for every other cell)."""
     from rnngrad.models import ACTIVATIONS  # here: the Snakefile imports this module, torch costs seconds
 
     return ACTIVATIONS[spec["activation"]].gamma if spec["model"] == "rnn" else math.nan

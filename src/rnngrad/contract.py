@@ -6,8 +6,8 @@ without pulling in the config's YAML and schema machinery or the figures.
 """
 
 SPEC_COLUMNS = (  # the spec fields every table row carries
-    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "clip", "regularizer",
-    "input_init", "seed", "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
+    "experiment", "run_id", "task", "variant", "T", "model", "activation", "init", "scale", "forget_bias", "clip",
+    "regularizer", "input_init", "seed", "hidden", "optimizer", "lr", "batch_size", "steps", "gamma", "label",
 )  # fmt: skip
 LOG_TABLES = ("gradients", "jacobians", "products", "spectrum")
 RUN_FILES = (

@@ -16,20 +16,15 @@ from LAPACK's symmetric eigensolver (torch.linalg.eigvalsh), checked against an 
 from __future__ import annotations
 
 import copy
+import math
 
 import pandas as pd
 import torch
 
 from rnngrad.losses import step_loss
-from rnngrad.models import LSTMBaseline, VanillaRNN
+from rnngrad.models import VanillaRNN
 
 SATURATION_THRESHOLD = 0.01  # f'(a) below this counts as saturated (sigmoid, tanh) or dead (relu)
-
-SPECTRA_COLUMNS = {  # the tables logged with the Jacobian spectra
-    "jacobians": ["j", "jac_norm", "jac_norm_max", "deriv_mean", "saturated_frac"],
-    "products": ["t", "distance", "product_norm", "log_product_norm"],
-    "spectrum": ["sigma_max_W", "spectral_radius_W", "lyapunov_qr"],
-}
 
 
 def resolve_targets(targets: list, mask: torch.Tensor) -> list[int]:
@@ -94,10 +89,12 @@ def contribution_norms(deltas, states, x) -> tuple:
     return squared_w.clamp_min(0.0).sqrt(), squared_u.clamp_min(0.0).sqrt()
 
 
-def _gradient_frame(t: int, contribution_norm, contribution_norm_u, dldh_norm) -> pd.DataFrame:
+def gradient_frame(t: int, contribution_norm, contribution_norm_u, dldh_norm, weight: str = "W") -> pd.DataFrame:
+    """The gradients table's rows for one target step t and one recurrent weight, k = 1..t."""
     k = torch.arange(1, t + 1)
     return pd.DataFrame(
         {
+            "weight": weight,
             "t": t,
             "k": k.numpy(),
             "distance": (t - k).numpy(),
@@ -117,17 +114,7 @@ def contributions(model: VanillaRNN, x, targets, mask, task: str, t: int, states
             states = model.states(x[:, :t])
     deltas, dldh = backward_deltas(model, states, targets, mask, task, t)
     with torch.no_grad():
-        return _gradient_frame(t, *contribution_norms(deltas, states, x), dldh)
-
-
-def lstm_dldh(model: LSTMBaseline, x, targets, mask, task: str, t: int) -> pd.DataFrame:
-    """||dL_t/dh_k|| for the LSTM through autograd (each h_k retains its gradient)."""
-    states = model.states(x[:, :t], keep_grad=True)
-    loss_t = step_loss(task, model.readout(states[-1]), targets[:, t - 1], mask[:, t - 1])
-    loss_t.backward()
-    dldh = torch.stack([h.grad.norm(dim=1).mean() for h in states]).detach()
-    nan = torch.full((t,), float("nan"), dtype=torch.float64)
-    return _gradient_frame(t, nan, nan, dldh)
+        return gradient_frame(t, *contribution_norms(deltas, states, x), dldh)
 
 
 def step_jacobians(W, deriv):
@@ -141,6 +128,11 @@ def jacobian_norms(W, deriv):
     is an elementwise product with W W^T, no matrix product per step)."""
     gram = W @ W.T
     return torch.stack([_largest_eigenvalue(d[..., :, None] * gram * d[..., None, :]) for d in deriv]).sqrt()
+
+
+def spectral_norms(jacobians):
+    """||J||_2 for every matrix of jacobians [..., n, n]: the square root of the largest eigenvalue of J J^T."""
+    return _largest_eigenvalue(jacobians @ jacobians.mT).sqrt()
 
 
 def _largest_eigenvalue(symmetric):
@@ -164,17 +156,19 @@ def jacobian_table(W, deriv) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def product_table(W, deriv, t: int) -> pd.DataFrame:
-    """||J_t J_{t-1} ... J_{t-d+1}||_2 for d = 1..t, J_j = diag(deriv_j) W, mean over the sampled sequences.
+def product_table(jacobians, t: int) -> pd.DataFrame:
+    """||J_t J_{t-1} ... J_{t-d+1}||_2 for d = 1..t from step Jacobians [S, T, n, n] (the vanilla RNN's
+    J_j = diag(f'(a_j)) W, or any cell's), mean over the sampled sequences.
 
     The product is kept as (log scale, unit Frobenius norm matrix), so it never overflows or underflows; its
     spectral norm is exact (largest eigenvalue of P P^T)."""
-    samples, hidden = deriv.shape[0], W.shape[0]
-    product = torch.eye(hidden, dtype=W.dtype).expand(samples, hidden, hidden)
-    log_scale = torch.zeros(samples, dtype=W.dtype)
-    log_norms = torch.empty(samples, t, dtype=W.dtype)
+    samples, hidden = jacobians.shape[0], jacobians.shape[-1]
+    dtype = jacobians.dtype
+    product = torch.eye(hidden, dtype=dtype).expand(samples, hidden, hidden)
+    log_scale = torch.zeros(samples, dtype=dtype)
+    log_norms = torch.empty(samples, t, dtype=dtype)
     for d in range(1, t + 1):
-        product = (product * deriv[:, t - d, None, :]) @ W  # P_d = P_{d-1} diag(f'(a_{t-d+1})) W
+        product = product @ jacobians[:, t - d]  # P_d = P_{d-1} J_{t-d+1}
         size = torch.linalg.matrix_norm(product).clamp_min(torch.finfo(product.dtype).tiny)
         product = product / size[:, None, None]
         log_scale = log_scale + size.log()
@@ -219,13 +213,14 @@ def lyapunov_qr(jacobians) -> float | torch.Tensor:
 
 
 @torch.no_grad()
-def spectrum_table(W, deriv) -> pd.DataFrame:
-    """sigma_max(W), the spectral radius of W and the finite-time largest Lyapunov exponent of the sampled sequences."""
+def spectrum_table(W, jacobians) -> pd.DataFrame:
+    """sigma_max(W), the spectral radius of W (NaN without a recurrent matrix, W None) and the finite-time largest
+    Lyapunov exponent of the sampled sequences' step Jacobians [S, T, n, n]."""
     return pd.DataFrame(
         {
-            "sigma_max_W": [float(torch.linalg.matrix_norm(W, ord=2))],
-            "spectral_radius_W": [float(torch.linalg.eigvals(W).abs().max())],
-            "lyapunov_qr": [float(lyapunov_qr(step_jacobians(W, deriv)).mean())],
+            "sigma_max_W": [math.nan if W is None else float(torch.linalg.matrix_norm(W, ord=2))],
+            "spectral_radius_W": [math.nan if W is None else float(torch.linalg.eigvals(W).abs().max())],
+            "lyapunov_qr": [float(lyapunov_qr(jacobians).mean())],
         }
     )
 
@@ -237,17 +232,13 @@ def log_step(
 
     One float64 unroll of the batch serves every target step and the Jacobians of its first
     ``jacobian_samples`` sequences. Returns frames keyed gradients, and with ``spectra`` also jacobians, products,
-    spectrum (empty for the LSTM).
+    spectrum. For the vanilla RNN; any other cell goes through :func:`rnngrad.decompose.log_step`.
     """
     model64 = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
     x, y, mask = (tensor.cpu() for tensor in batch)
     x = x.double()
     y = y.double() if y.is_floating_point() else y
     steps = resolve_targets(targets, mask)
-    if isinstance(model64, LSTMBaseline):
-        tables = {"gradients": pd.concat([lstm_dldh(model64, x, y, mask, task, t) for t in steps], ignore_index=True)}
-        empty = {name: pd.DataFrame(columns=columns, dtype=float) for name, columns in SPECTRA_COLUMNS.items()}
-        return {**tables, **empty} if spectra else tables
     with torch.no_grad():
         states = model64.states(x)
     tables = {
@@ -256,9 +247,10 @@ def log_step(
     if not spectra:
         return tables
     deriv = model64.act.df(states[:jacobian_samples])
+    jacobians = step_jacobians(model64.W, deriv)
     return {
         **tables,
         "jacobians": jacobian_table(model64.W, deriv),
-        "products": product_table(model64.W, deriv, steps[0]),
-        "spectrum": spectrum_table(model64.W, deriv),
+        "products": product_table(jacobians, steps[0]),
+        "spectrum": spectrum_table(model64.W, jacobians),
     }

@@ -29,8 +29,8 @@ CELL_AXES = ("task", "T", "model", "activation", "init")  # what a group's runs 
 
 
 def cell_id(spec: dict) -> str:
-    """``adding/T50/tanh/orthogonal`` for an RNN, ``adding/T50/lstm`` for the LSTM."""
-    arch = f"{spec['activation']}/{spec['init']}" if spec["model"] == "rnn" else "lstm"
+    """``adding/T50/tanh/orthogonal`` for an RNN, ``adding/T50/lstm`` for the LSTM (any other cell: its name)."""
+    arch = f"{spec['activation']}/{spec['init']}" if spec["model"] == "rnn" else spec["model"]
     return f"{spec['task']}/T{spec['T']}/{arch}"
 
 

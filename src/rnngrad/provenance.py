@@ -17,8 +17,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 TRAINING_CODE = (  # what `import rnngrad.train, rnngrad.batched` loads (files; packages as folders)
-    "__init__.py", "batched.py", "checkpoints.py", "contract.py", "gradients.py", "io.py", "losses.py", "models.py",
-    "optim.py", "provenance.py", "regularizer.py", "stopping.py", "tasks", "train.py",
+    "__init__.py", "batched.py", "checkpoints.py", "contract.py", "decompose.py", "gradients.py", "io.py",
+    "losses.py", "models", "optim.py", "provenance.py", "regularizer.py", "stopping.py", "tasks", "train.py",
 )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnngrad.analysis import check_bound, decay_rate_table
+from rnngrad.analysis import cell_rate_table, check_bound, decay_rate_table, recurrent_contributions
 from rnngrad.io import atomic_write
 from rnngrad.tables import read_tables
 
@@ -48,11 +48,14 @@ def regime(rate: float) -> str:
 
 def rates_vs_theory(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFrame:
     """Median over seeds and lengths, at step 0, of the fitted rates beside the bound, the finite-time QR exponent
-    and the mean-field predictions."""
+    and the mean-field predictions (the measured rates alone for cells other than the RNN)."""
+    logged = [(t["products"], t["gradients"], t["runs"], t["spectrum"]) for t in per_experiment]
     rates = pd.concat(
-        [decay_rate_table(t["products"], t["gradients"], t["runs"], t["spectrum"]) for t in per_experiment],
+        [decay_rate_table(*tables) for tables in logged] + [cell_rate_table(*tables) for tables in logged],
         ignore_index=True,
     )
+    for column in ("bound_rate", "mean_field_rate", "mean_field_contribution_rate"):
+        rates[column] = rates[column].astype(float)
     start = rates[rates.step == 0]
     table = start.groupby(GROUP, dropna=False, as_index=False).agg(
         runs=("run_id", "nunique"),
@@ -65,6 +68,32 @@ def rates_vs_theory(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFra
     )
     table["product_regime"] = table.product_rate.map(regime)
     return table
+
+
+def far_contributions(per_experiment: list[dict[str, pd.DataFrame]]) -> pd.DataFrame:
+    """For experiments with a cell other than the vanilla RNN: per model and length, the median over seeds of
+    ||C_{t,2}|| / ||C_{t,t}|| at the last target step t (the farthest non-zero contribution against the nearest;
+    all recurrent weights together), at step 0 and at the last logged step, and the seeds solved."""
+    frames = []
+    for tables in per_experiment:
+        runs = tables["runs"]
+        if runs.empty or (runs["model"] == "rnn").all():
+            continue
+        grads = recurrent_contributions(tables["gradients"])
+        grads = grads[grads["t"] == grads.groupby(["run_id", "step"])["t"].transform("max")]
+        last = grads.groupby("run_id")["step"].transform("max")
+        ratios = {}
+        for stage, at in (("step 0", grads[grads["step"] == 0]), ("trained", grads[grads["step"] == last])):
+            far = at[at["k"] == 2].set_index("run_id")["contribution_norm"]
+            near = at[at["k"] == at["t"]].set_index("run_id")["contribution_norm"]
+            ratios[f"far/near {stage}"] = far / near
+        frames.append(runs.set_index("run_id").join(pd.DataFrame(ratios)))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames)
+    return table.groupby(["experiment", "label", "T"], as_index=False).agg(
+        runs=("solved", "size"), solved=("solved", "sum"), **{c: (c, "median") for c in table if c.startswith("far/")}
+    )
 
 
 def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
@@ -118,6 +147,17 @@ def summarise(tables_dirs: list[str | Path]) -> str:
         outcomes(tables["runs"]).to_markdown(index=False),
         "",
     ]
+    far = far_contributions(per_experiment)
+    if not far.empty:
+        lines += [
+            "## How far the gradient reaches, per cell",
+            "",
+            "far/near: ||C_{t,2}||_F / ||C_{t,t}||_F at the last target step t (all recurrent weights together;"
+            " C_{t,1} = 0 as s_0 = 0), median over seeds, at step 0 and after training.",
+            "",
+            far.to_markdown(index=False, floatfmt=".3g"),
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -23,13 +23,13 @@ from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
 
 
 def spec_columns(spec: dict) -> dict:
-    """The spec fields every table row carries (lstm: activation and init 'none', scale and clip NaN; input_init as
-    text)."""
+    """The spec fields every table row carries (cells other than rnn: activation and init 'none', scale NaN; clip
+    and forget_bias NaN where unset; input_init as text)."""
     row = {key: spec.get(key) for key in SPEC_COLUMNS}
     row["gamma"] = gamma(spec)
     for key in ("activation", "init"):
         row[key] = row[key] or "none"
-    for key in ("scale", "clip"):
+    for key in ("scale", "forget_bias", "clip"):
         row[key] = float("nan") if row[key] is None else float(row[key])
     row["input_init"] = str(row["input_init"])  # "fan_in" or sigma, one column type
     return row

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnngrad import gradients, regularizer, stopping, tasks
+from rnngrad import decompose, gradients, regularizer, stopping, tasks
 from rnngrad.checkpoints import columns_frame, content_sha256, frame_columns, layout, on_cpu
 from rnngrad.contract import LOG_TABLES, RUN_FILES
 from rnngrad.io import atomic_write, file_sha256, locked_folders, mismatched_files, read_json, write_json, write_parquet
 from rnngrad.losses import masked_loss, metrics
-from rnngrad.models import build_model
+from rnngrad.models import VanillaRNN, build_model
 from rnngrad.optim import Optimizer
 from rnngrad.provenance import code_sha256, provenance
 
@@ -116,6 +116,8 @@ class Run:
             init=spec["init"],
             scale=spec["scale"],
             seed=spec["seed"],
+            forget_bias=spec["forget_bias"],
+            cell=spec["cell"],
             input_init=spec["input_init"],
             readout_init=spec["readout_init"],
             init_nonzero=spec["init_nonzero"],
@@ -223,7 +225,8 @@ class Run:
     def log_gradients(self, spectra: bool) -> None:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             return  # the next loss is NaN/Inf: the run is about to be recorded as diverged
-        tables = gradients.log_step(
+        explicit = isinstance(self.model, VanillaRNN)  # the lecture's recursion; any other cell by autograd
+        tables = (gradients.log_step if explicit else decompose.log_step)(
             self.model, self.log_batch, self.spec["task"], self.spec["targets"], self.spec["jacobian_samples"], spectra
         )
         for name, frame in tables.items():
@@ -258,7 +261,7 @@ class Run:
         if alpha:  # the regulariser needs dE/dh_t of the loss: keep the states' gradient
             states = self.model.states(x)
             states.retain_grad()
-            outputs = self.model.outputs(states)
+            outputs = self.model.readout(states)
         else:
             outputs = self.model(x)
         loss = masked_loss(self.spec["task"], outputs, y, mask)

@@ -1,6 +1,6 @@
 # Figures: one rule per figure named in the config; each depends only on the tables it draws, its own module and
 # the shared style, so changing one figure's code re-renders that figure alone.
-from rnngrad.figures import figure_tables
+from rnngrad.figures import figure_tables, module_name
 from rnngrad.manifest import config_sha256
 
 for figure_name, figure_experiments in FIGURES.items():
@@ -11,7 +11,7 @@ for figure_name, figure_experiments in FIGURES.items():
             f"figure_{figure_name}"
         input:
             code=[
-                f"src/rnngrad/figures/{figure_name}.py",
+                f"src/rnngrad/figures/{module_name(figure_name)}.py",
                 "src/rnngrad/figures/common.py",
                 "src/rnngrad/figures/style.py",
             ],
@@ -23,7 +23,7 @@ for figure_name, figure_experiments in FIGURES.items():
         output:
             png=report(
                 f"{FIGURES_DIR}/{figure_name}.png",
-                caption=f"../report/{figure_name}.rst",
+                caption=f"../report/{module_name(figure_name)}.rst",
                 category="Figures",
             ),
             pdf=f"{FIGURES_DIR}/{figure_name}.pdf",

@@ -1,6 +1,9 @@
 """One module a figure. Each module has ``TABLES`` (the experiment tables it reads, by name) and
 ``render(tables, out_path)``, which draws from a dict of tidy DataFrames and writes ``out_path`` (PNG) and the
-same figure as PDF beside it."""
+same figure as PDF beside it.
+
+A config names a figure by its module, or by its module and a tag (``contributions-cells``) to draw the same figure
+from another experiment: the tag only names the output file."""
 
 from __future__ import annotations
 
@@ -10,10 +13,15 @@ from pathlib import Path
 from types import ModuleType
 
 
+def module_name(name: str) -> str:
+    """The figure module of a config's figure name: ``contributions-cells`` -> ``contributions``."""
+    return name.split("-", 1)[0]
+
+
 def figure_module(name: str) -> ModuleType:
     """The module that draws figure ``name``; a clear error for an unknown name."""
     try:
-        module = importlib.import_module(f"rnngrad.figures.{name}")
+        module = importlib.import_module(f"rnngrad.figures.{module_name(name)}")
     except ModuleNotFoundError as err:
         raise ValueError(f"figures: unknown figure {name!r}") from err
     if not hasattr(module, "render"):
@@ -27,8 +35,8 @@ def figure_tables(name: str) -> tuple[str, ...]:
     The Snakefile needs every figure's tables to wire its rule; importing the modules would pull matplotlib and
     seaborn (seconds) into every Snakemake start, and every cluster job starts Snakemake anew.
     """
-    path = Path(__file__).with_name(f"{name}.py")
-    if not name.isidentifier() or not path.exists():
+    path = Path(__file__).with_name(f"{module_name(name)}.py")
+    if not module_name(name).isidentifier() or not path.exists():
         raise ValueError(f"figures: unknown figure {name!r}")
     for node in ast.parse(path.read_text()).body:
         target = (

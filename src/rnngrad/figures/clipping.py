@@ -43,7 +43,7 @@ def row_key(frame: pd.DataFrame) -> pd.Series:
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=object)
     what = common.activation_key(frame).str.cat(common.scale_key(frame), sep=", ")
-    what = what.where(frame["model"] != "lstm", common.LSTM)
+    what = what.where(frame["model"] == "rnn", frame["label"])
     return common.setting_label(frame).str.cat(what, sep=" \u00b7 ")
 
 

@@ -37,23 +37,22 @@ OUTCOME_DASHES = {COMPLETED: "", DIVERGED: (1.2, 1.2)}
 THEORY_STYLE = {"linestyle": "--", "linewidth": 0.9}
 NONFINITE_MARKER = "^"
 
-LABEL_ORDER = ["RNN-tanh", "RNN-sigmoid", "RNN-relu", "IRNN", "LSTM"]
+LABEL_ORDER = ["RNN-tanh", "RNN-sigmoid", "RNN-relu", "IRNN", "LSTM", "GRU", "LRU"]
 LSTM = "LSTM"
 
 
 def ordered_activations(frame: pd.DataFrame) -> list[str]:
-    """The RNN activations present, in the shared order, then "LSTM" if lstm rows are present."""
-    present = set(frame["activation"]) if len(frame) else set()
+    """The RNN activations present, in the shared order, then the other cells' labels ("LSTM", "GRU", ...)."""
+    present = set(frame["activation"][frame["model"] == "rnn"]) if len(frame) else set()
     order = [name for name in style.ACTIVATION_ORDER if name in present]
     order += sorted(present - set(style.ACTIVATION_ORDER) - {"none"})
-    if len(frame) and (frame["model"] == "lstm").any():
-        order.append(LSTM)
-    return order
+    others = frame["model"] != "rnn" if len(frame) else pd.Series([], dtype=bool)
+    return order + (label_order(frame.loc[others, "label"]) if others.any() else [])
 
 
 def activation_key(frame: pd.DataFrame) -> pd.Series:
-    """The activation to facet on: the RNN's nonlinearity, or "LSTM" for the lstm rows (activation "none")."""
-    return frame["activation"].where(frame["model"] != "lstm", LSTM)
+    """The activation to facet on: the RNN's nonlinearity, or the cell's label ("LSTM", "GRU", ...) for the others."""
+    return frame["activation"].where(frame["model"] == "rnn", frame["label"])
 
 
 def format_number(value: float, fraction: bool = False) -> str:
@@ -65,25 +64,28 @@ def format_number(value: float, fraction: bool = False) -> str:
 
 
 def scale_key(frame: pd.DataFrame) -> pd.Series:
-    """Legend label of a run's recurrent scale ("g = 1.5"; the init too where several are mixed; "LSTM")."""
+    """Legend label of a run's recurrent scale ("g = 1.5"; the init too where several are mixed); another cell's
+    label ("LSTM", "GRU", ...)."""
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=object)
-    rnn = frame["model"] != "lstm"
+    rnn = frame["model"] == "rnn"
     several_inits = frame.loc[rnn, "init"].nunique() > 1
     labels = [
-        (f"{init} g = {format_number(scale)}" if several_inits else f"g = {format_number(scale)}") if is_rnn else LSTM
-        for init, scale, is_rnn in zip(frame["init"], frame["scale"], rnn, strict=True)
+        (f"{init} g = {format_number(scale)}" if several_inits else f"g = {format_number(scale)}") if is_rnn else label
+        for init, scale, is_rnn, label in zip(frame["init"], frame["scale"], rnn, frame["label"], strict=True)
     ]
     return pd.Series(labels, index=frame.index, dtype=object)
 
 
 def scale_palette(frame: pd.DataFrame) -> dict[str, tuple]:
-    """A sequential (viridis) colour per scale label, in increasing scale; LSTM in black.
+    """A sequential (viridis) colour per scale label, in increasing scale; other cells in their model colours
+    (LSTM black).
 
     The light yellow end of viridis is left out: it vanishes on a white background."""
     keys = scale_key(frame)
+    rnn = (frame["model"] == "rnn").to_numpy() if len(frame) else np.zeros(0, dtype=bool)
     order = (
-        pd.DataFrame({"key": keys, "init": frame["init"], "scale": frame["scale"]})[keys != LSTM]
+        pd.DataFrame({"key": keys, "init": frame["init"], "scale": frame["scale"]})[rnn]
         .drop_duplicates("key")
         .sort_values(["init", "scale"])["key"]
         .tolist()
@@ -91,9 +93,7 @@ def scale_palette(frame: pd.DataFrame) -> dict[str, tuple]:
     cmap = colormaps[style.SEQUENTIAL]
     colours = [cmap(x) for x in np.linspace(0.0, 0.82, max(len(order), 2))]
     palette = dict(zip(order, colours, strict=False))
-    if (keys == LSTM).any():
-        palette[LSTM] = (0.0, 0.0, 0.0, 1.0)
-    return palette
+    return {**palette, **model_palette(label_order(keys[~rnn]))}
 
 
 def _model_colours() -> dict[str, tuple]:
@@ -109,20 +109,31 @@ def _model_colours() -> dict[str, tuple]:
         "RNN-relu": cb[2],
         "IRNN": cb[4],
         LSTM: black,
+        "GRU": cb[3],
+        "LRU": cb[9],
     }
 
 
 def model_palette(names) -> dict[str, tuple]:
     """Colour-blind-safe colours for activations or model labels (unknown names get the remaining colours)."""
     known = _model_colours()
-    spare = iter(sns.color_palette(style.PALETTE, 10)[5:] + sns.color_palette("dark", 10))
+    spare = (
+        c for c in sns.color_palette(style.PALETTE, 10)[5:] + sns.color_palette("dark", 10) if c not in known.values()
+    )
     return {name: known[name] if name in known else next(spare) for name in names}
 
 
 def label_order(labels) -> list[str]:
-    """Model labels present, in the order RNN-tanh, RNN-sigmoid, RNN-relu, IRNN, LSTM, then any others."""
-    labels = set(labels)
-    return [label for label in LABEL_ORDER if label in labels] + sorted(labels - set(LABEL_ORDER))
+    """Model labels present, in the order RNN-tanh, RNN-sigmoid, RNN-relu, IRNN, LSTM, GRU, LRU, each followed by
+    its variants ("LSTM b_f=1"), then any others."""
+
+    def rank(label: str) -> tuple[int, str]:
+        variant = (
+            i for i, name in enumerate(LABEL_ORDER) if label == name or label.startswith((f"{name} ", f"{name},"))
+        )
+        return next(variant, len(LABEL_ORDER)), label
+
+    return sorted(set(labels), key=rank)
 
 
 def with_outcome(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,7 @@
 """How much each earlier step k adds to the gradient of the loss at step t: ||C_{t,k}||_F against the distance
-t - k, on a log axis, per activation and recurrent scale, at initialisation and after training.
+t - k, on a log axis, per activation and recurrent scale (and per cell: LSTM, GRU, LRU, a user's), at
+initialisation and after training. For a cell other than the vanilla RNN, C_{t,k} is the gradient of L_t with
+respect to step k's own copy of its recurrent weights (all of them together; rnngrad.decompose).
 
 C_{t,k} = delta_{t,k} h_{k-1}^T (summed over the batch). A straight line on the log axis is an exponential; its
 slope is about the rate of delta_{t,k} (the Jacobian products, which the bound (gamma sigma_max(W))^(t-k) of Pascanu
@@ -15,6 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from rnngrad import analysis
 from rnngrad.figures import common, style
 
 TABLES: tuple[str, ...] = ("runs", "gradients")
@@ -27,13 +30,14 @@ TITLE = "gradient contributions by distance"
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs, gradients = tables["runs"], tables["gradients"]
-    lstm_runs = gradients.loc[gradients["model"] == "lstm", "run_id"].nunique()
-    rnn = gradients[gradients["model"] == "rnn"]
-    if rnn.empty:
+    if gradients.empty:
         common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
         return
-    data = common.last_target(common.longest_T(common.with_stage(common.with_outcome(rnn, runs))))
-    data = data.assign(series=common.scale_key(data), setting=common.setting_label(data))
+    gradients = analysis.recurrent_contributions(gradients)
+    data = common.last_target(common.longest_T(common.with_stage(common.with_outcome(gradients, runs))))
+    data = data.assign(
+        series=common.scale_key(data), setting=common.setting_label(data), facet=common.activation_key(data)
+    )
     palette = common.scale_palette(data)
     activations = common.ordered_activations(data)
     rows = [(setting, stage) for setting in common.setting_order(data) for stage in common.STAGES]
@@ -52,22 +56,25 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     for r, (setting, stage) in enumerate(rows):
         for c, act in enumerate(activations):
             ax = axes[r, c]
-            here = data[(data["setting"] == setting) & (data["stage"] == stage) & (data["activation"] == act)]
+            here = data[(data["setting"] == setting) & (data["stage"] == stage) & (data["facet"] == act)]
             dropped.append(common.run_lines(ax, here, "distance", "contribution_norm", "series", palette))
             ax.set_title(act if r == 0 else "", fontsize=9)
-            ax.set_xlabel(XLABEL if r == len(rows) - 1 else "")
+            ax.set_xlabel("")
             ax.set_ylabel(f"{setting}\n{common.STAGE_SHORT[stage]}\n{YLABEL}" if c == 0 else "")
+    fig.supxlabel(XLABEL, fontsize="medium")
     dropped = pd.concat(dropped, ignore_index=True)
     common.readable_log_ticks(axes)
     at_k1 = (dropped["k"] == 1) & (dropped["contribution_norm"] == 0)
     notes = [
         common.describe_dropped(
-            "C_t,1 (exactly 0 because h_0 = 0)", common.count_dropped(dropped[at_k1], "contribution_norm")
+            "C_t,1 (exactly 0 because s_0 = 0)", common.count_dropped(dropped[at_k1], "contribution_norm")
         ),
         common.describe_dropped(
             "other contributions", common.count_dropped(dropped[~at_k1], "contribution_norm"), "NaN/+Inf at top"
         ),
-        f"{lstm_runs} LSTM run(s) not drawn (no W-contributions)." if lstm_runs else "",
+        "Cells other than the RNN: C_t,k of all recurrent weights together (LSTM, GRU: W_hh; LRU: nu and theta)."
+        if (data["model"] != "rnn").any()
+        else "",
         f"Each task at its longest T; the last target step t of each run; {common.STAGE_SHORT[common.STAGE_TRAINED]}"
         " = the run's last logged step.",
     ]

@@ -8,7 +8,9 @@ sigma_max(W)) of Pascanu et al. 2013 (eq. 7), which bounds the product norms (an
 distances), not C, which also carries the growth of h_{k-1}, and, at initialisation, the mean-field exponent lambda
 computed from the spec alone (rnngrad.theory.mean_field_lyapunov) with its prediction for C, lambda minus the growth
 rate of ||h||: they differ for relu above lambda = 0, where h_{k-1} grows as fast as the products and C stays flat.
-Below 0 gradients vanish, above 0 they explode; 1/|rate| is the memory time in steps.
+Below 0 gradients vanish, above 0 they explode; 1/|rate| is the memory time in steps. The other cells (LSTM, GRU,
+LRU, a user's; no scale g, no bound) get a last column with the same three measured rates per cell, from their
+whole-state Jacobians and all recurrent weights' contributions (rnngrad.decompose).
 """
 
 from __future__ import annotations
@@ -48,29 +50,33 @@ def _column_key(table: pd.DataFrame) -> pd.Series:
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
-    rates = analysis.decay_rate_table(tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
-    rates = common.with_stage(rates)
-    if rates.empty:
+    logged = (tables["products"], tables["gradients"], tables["runs"], tables["spectrum"])
+    rates = common.with_stage(analysis.decay_rate_table(*logged))
+    cells = common.with_stage(analysis.cell_rate_table(*logged))
+    if rates.empty and cells.empty:
         common.empty_figure(
-            out_path, "decay rates (no RNN runs with Jacobian products)", xlabel="recurrent scale g", ylabel=YLABEL
+            out_path, "decay rates (no runs with Jacobian products)", xlabel="recurrent scale g", ylabel=YLABEL
         )
         return
     rates = rates.assign(column=_column_key(rates))
     order = {name: i for i, name in enumerate([*style.ACTIVATION_ORDER, *INIT_ORDER])}
     ranked = rates.assign(_a=rates["activation"].map(order), _i=rates["init"].map(order))
     columns = list(dict.fromkeys(ranked.sort_values(["_a", "_i"], na_position="last")["column"]))
-    rows = [stage for stage in common.STAGES if (rates["stage"] == stage).any()]
+    rows = [stage for stage in common.STAGES if (pd.concat([rates["stage"], cells["stage"]]) == stage).any()]
     colours = dict(zip([*MEASURED, "bound"], sns.color_palette(style.PALETTE), strict=False))
     colours["bound"] = (0.1, 0.1, 0.1)
+    cell_order = common.label_order(cells["label"])
 
     fig, axes = plt.subplots(
-        len(rows), len(columns), figsize=(common.WIDTH, 0.9 + 2.0 * len(rows)),
-        sharex=True, sharey=True, squeeze=False, layout="constrained",
+        len(rows), len(columns) + bool(cell_order), figsize=(common.WIDTH, 0.9 + 2.0 * len(rows)),
+        sharey=True, squeeze=False, layout="constrained",
     )  # fmt: skip
     not_drawn: dict[str, int] = {}
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax = axes[i, j]
+            if (i, j) != (0, 0):
+                ax.sharex(axes[0, 0])
             ax.axhline(0.0, color="0.6", lw=0.8)
             panel = rates[(rates["stage"] == row) & (rates["column"] == column)]
             if panel.empty:  # not common.no_data: that clears the ticks every shared axis shows
@@ -80,11 +86,16 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
                     not_drawn[key] = not_drawn.get(key, 0) + n
             if i == 0:
                 ax.set_title(column)
+        if cell_order:
+            for key, n in _draw_cells(axes[i, -1], cells[cells["stage"] == row], cell_order, colours).items():
+                not_drawn[key] = not_drawn.get(key, 0) + n
+            axes[0, -1].set_title("other cells")
         axes[i, -1].annotate(
             common.STAGE_SHORT[row], (1.04, 0.5), xycoords="axes fraction", rotation=270, ha="left", va="center"
         )
-    _scale_axis(axes[-1, 0], rates["scale"])
-    fig.supxlabel("recurrent scale g (log scale)", fontsize="medium")
+    if columns:
+        _scale_axis(axes[-1, 0], rates["scale"])
+    fig.supxlabel("recurrent scale g (log scale); other cells: the cell", fontsize="medium")
     fig.supylabel(YLABEL, fontsize="medium")
 
     handles = [
@@ -135,23 +146,41 @@ def _scale_axis(ax: plt.Axes, scales: pd.Series) -> None:
     ax.set_xlim(2.0 ** (np.log2(finite.min()) - 0.3), 2.0 ** (np.log2(finite.max()) + 0.3))
 
 
-def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, colours: dict) -> dict[str, int]:
-    """Points for the measured rates, lines for theory; returns per measured rate how many were NaN/Inf
-    (marked at the top)."""
-    scale = panel["scale"].to_numpy(dtype=float)
+def _draw_points(ax: plt.Axes, x, panel: pd.DataFrame, colours: dict, dodge) -> dict[str, int]:
+    """The measured rates at positions x (dodged per quantity by ``dodge(x, key)``), hollow for diverged runs;
+    returns per measured rate how many were NaN/Inf (marked at the top)."""
     diverged = (panel["status"] == common.DIVERGED).to_numpy()
     not_drawn = {}
     for key, (_, marker) in MEASURED.items():
         values = panel[key].to_numpy(dtype=float)
-        x = scale * 2.0 ** DODGE[key]
+        xs = dodge(x, key)
         finite = np.isfinite(values)
         for hollow in (False, True):
             pick = finite & (diverged == hollow)
             ax.scatter(
-                x[pick], values[pick], marker=marker, s=18, linewidths=0.9, zorder=3,
+                xs[pick], values[pick], marker=marker, s=18, linewidths=0.9, zorder=3,
                 facecolors="none" if hollow else [colours[key]], edgecolors=[colours[key]],
             )  # fmt: skip
-        not_drawn[key] = common.mark_nonfinite(ax, x[~finite], [colours[key]] * int((~finite).sum()))
+        not_drawn[key] = common.mark_nonfinite(ax, xs[~finite], [colours[key]] * int((~finite).sum()))
+    return not_drawn
+
+
+def _draw_cells(ax: plt.Axes, panel: pd.DataFrame, order: list[str], colours: dict) -> dict[str, int]:
+    """The other cells' measured rates, one x position per cell label."""
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    position = {label: i for i, label in enumerate(order)}
+    x = panel["label"].map(position).to_numpy(dtype=float)
+    not_drawn = _draw_points(ax, x, panel, colours, lambda x, key: x + 3 * DODGE[key])
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    return not_drawn
+
+
+def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, colours: dict) -> dict[str, int]:
+    """Points for the measured rates, lines for theory; returns per measured rate how many were NaN/Inf
+    (marked at the top)."""
+    scale = panel["scale"].to_numpy(dtype=float)
+    not_drawn = _draw_points(ax, scale, panel, colours, lambda x, key: x * 2.0 ** DODGE[key])
 
     finite_bound = panel[np.isfinite(panel["bound_rate"].to_numpy(dtype=float))]
     bound = finite_bound.groupby("scale")["bound_rate"].median()

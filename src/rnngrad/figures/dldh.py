@@ -1,10 +1,11 @@
-"""The gradient reaching each hidden state: mean ||dL_t/dh_k|| against k, for RNN-tanh, RNN-relu, IRNN and LSTM,
-at initialisation and after training, on a log axis (in the style of Arjovsky et al. 2016, Fig. 4).
+"""The gradient reaching each state: mean ||dL_t/ds_k|| against k, for every model (RNN-tanh, RNN-relu, IRNN,
+LSTM, GRU, LRU, ...), at initialisation and after training, on a log axis (in the style of Arjovsky et al. 2016,
+Fig. 4). s_k is the whole state: h_k for the RNN and the GRU, (h_k, c_k) for the LSTM, the LRU's complex state.
 
 Read from the right (k = t, where the loss is) to the left: a line that falls steeply means that early inputs
-hardly reach the gradient (vanishing); a flat one means they do. The LSTM is torch's nn.LSTMCell with its default
-initialisation (every weight and bias uniform(-1/sqrt(H), 1/sqrt(H)); the forget-gate bias is not set to 1), so its
-forget gates start near sigmoid(0) = 1/2. IRNN: relu with W = I (Le et al. 2015); other identity runs are RNN-relu."""
+hardly reach the gradient (vanishing); a flat one means they do. "LSTM" has torch's default initialisation (every
+weight and bias uniform(-1/sqrt(H), 1/sqrt(H))), so its forget gates start near sigmoid(0) = 1/2; "LSTM b_f=1" has
+the forget gate's bias set to 1. IRNN: relu with W = I (Le et al. 2015); other identity runs are RNN-relu."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from rnngrad.figures import common, style
 
 TABLES: tuple[str, ...] = ("runs", "gradients")
 
-XLABEL = "time step $k$ of the hidden state $h_k$"
-YLABEL = r"mean $\|\partial L_t / \partial h_k\|$"
+XLABEL = "time step $k$ of the state $s_k$"
+YLABEL = r"mean $\|\partial L_t / \partial s_k\|$"
 TITLE = "gradient norm reaching each hidden state"
-LSTM_NOTE = "LSTM: torch's default LSTMCell initialisation (forget-gate bias not set to 1)."
+KEYS = ["run_id", "step", "t", "k"]  # dL_t/ds_k is one number per row key, repeated on each weight's row
+LSTM_NOTE = "LSTM: torch's default initialisation (forget-gate bias not set to 1) unless its label gives b_f."
 
 
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
@@ -29,7 +31,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     if gradients.empty:
         common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
         return
-    data = common.last_target(common.with_stage(common.with_outcome(gradients, runs)))
+    data = common.last_target(common.with_stage(common.with_outcome(gradients.drop_duplicates(KEYS), runs)))
     data = data.assign(setting=common.setting_label(data))
     palette = common.model_palette(common.label_order(data["label"]))
     settings = common.setting_order(data)

@@ -4,7 +4,9 @@ A: the distribution (over time steps and runs) of ||diag(f'(a_j)) W||_2 per acti
 initialisation and after training, against the threshold 1 and the bound gamma sigma_max(W). For an orthogonal W
 every singular value is g, so the bound reaches 1 at g = 1/gamma: 1 for tanh and relu, 4 for sigmoid (Pascanu et
 al. 2013: sigma_max < 1/gamma suffices for vanishing, sigma_max > 1/gamma is needed for exploding).
-B: the norm of the product of d consecutive Jacobians against d, beside the bound (gamma sigma_max(W))^d."""
+B: the norm of the product of d consecutive Jacobians against d, beside the bound (gamma sigma_max(W))^d, for
+every model: for a cell other than the vanilla RNN, J_j is the whole state's step Jacobian ds_j/ds_{j-1}
+(rnngrad.decompose; the LSTM's (h, c), the LRU's diag(lambda) in real form) and no bound is drawn."""
 
 from __future__ import annotations
 
@@ -147,7 +149,7 @@ def _panel_b(subfig, products: pd.DataFrame, spectrum: pd.DataFrame, activations
             ax.set_title(f"{act} · {common.STAGE_SHORT[stage]}", fontsize=9)
             if (r, c) == (0, 0):
                 ax.set_title("B", loc="left", fontweight="bold", fontsize=10)
-            ax.set_xlabel(DISTANCE_LABEL if r == len(stages) - 1 else "")
+            ax.set_xlabel("")
             ax.set_ylabel(PRODUCT_LABEL if c == 0 else "")
     dropped = pd.concat(dropped, ignore_index=True)
     handles = common.palette_handles(palette)
@@ -165,16 +167,17 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs = tables["runs"]
     rnn = {name: frame[frame["model"] == "rnn"] for name, frame in tables.items() if name != "runs"}
-    if rnn["jacobians"].empty and rnn["products"].empty:
+    if rnn["jacobians"].empty and tables["products"].empty:
         common.empty_figure(out_path, TITLE, SCALE_LABEL, JAC_LABEL)
         return
     jacobians = common.with_stage(rnn["jacobians"])
-    spectrum = common.with_stage(rnn["spectrum"])
-    products = common.last_target(common.longest_T(common.with_stage(common.with_outcome(rnn["products"], runs))))
+    spectrum = common.with_stage(tables["spectrum"])
+    products = common.last_target(common.longest_T(common.with_stage(common.with_outcome(tables["products"], runs))))
     products = products.assign(
-        series=common.scale_key(products), measured=common.finite_exp(products["log_product_norm"])
+        series=common.scale_key(products),
+        measured=common.finite_exp(products["log_product_norm"]),
+        activation=common.activation_key(products),
     )
-    activations = common.ordered_activations(pd.concat([rnn["jacobians"], rnn["products"]]))
 
     fig = plt.figure(figsize=(common.WIDTH, 8.2), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.75])
@@ -182,12 +185,12 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     if jacobians.empty:
         common.no_data(top.subplots())
     else:
-        lost = _panel_a(top, jacobians, spectrum, activations)
+        lost = _panel_a(top, jacobians, spectrum, common.ordered_activations(jacobians))
         notes.append(common.describe_dropped("the Jacobian norm (panel A)", lost, "all units dead, or a blow-up"))
     if products.empty:
         common.no_data(bottom.subplots())
     else:
-        dropped = _panel_b(bottom, products, spectrum, activations)
+        dropped = _panel_b(bottom, products, spectrum, common.ordered_activations(products))
         notes.append(
             common.describe_dropped(
                 "the product (panel B)", common.count_dropped(dropped, "measured"), "NaN/+Inf at top"

@@ -44,9 +44,9 @@ TRAINABLE_MULTIPLE = 3.0
 
 
 def row_labels(runs: pd.DataFrame) -> pd.Series:
-    """ "tanh, g = 1.5" (with the clip threshold where the runs mix several), "LSTM" for lstm runs."""
+    """ "tanh, g = 1.5" (with the clip threshold where the runs mix several); other cells by label ("LSTM", "GRU")."""
     labels = common.activation_key(runs).str.cat(common.scale_key(runs), sep=", ")
-    labels = labels.where(runs["model"] != "lstm", common.LSTM)
+    labels = labels.where(runs["model"] == "rnn", runs["label"])
     if runs["clip"].fillna(-1.0).nunique() > 1:
         clip = ["no clip" if np.isnan(c) else f"clip {c:g}" for c in runs["clip"]]
         labels = labels.str.cat(pd.Series(clip, index=runs.index), sep=", ")
@@ -73,7 +73,7 @@ def outcome_cells(runs: pd.DataFrame) -> pd.DataFrame:
         ratio=loss_ratio(runs).where(runs["status"] != common.DIVERGED),
         solve_steps=pd.to_numeric(steps, errors="coerce").astype(float).where(solved),
         order_act=common.activation_key(runs).map(
-            {name: i for i, name in enumerate([*style.ACTIVATION_ORDER, common.LSTM])}
+            {name: i for i, name in enumerate([*style.ACTIVATION_ORDER, *common.LABEL_ORDER])}
         ),
     )
     cells = keyed.groupby(["panel", "row", "T"], as_index=False).agg(
@@ -274,7 +274,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             f"Ratios above {RATIO_CAP:g} take the colour of {RATIO_CAP:g}." if capped else "",
             f"Black bars ({n_bars}): the predicted trainable length {TRAINABLE_MULTIPLE:g} xi, xi = 1/|lambda| the"
             " mean-field memory time from the spec alone (rnngrad.theory), placed on the log-T columns; an arrowhead at"
-            " the edge when it lies beyond them; none for the LSTM or where no mean field exists."
+            " the edge when it lies beyond them; none for cells other than the RNN or where no mean field exists."
             if n_bars
             else "",
         ],

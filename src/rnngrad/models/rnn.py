@@ -1,4 +1,4 @@
-"""The vanilla RNN of the lecture, its activations and initialisations, and an LSTM baseline.
+"""The vanilla RNN of the lecture (Elman 1990), its activations and initialisations.
 
 h_t = f(a_t),  a_t = W h_{t-1} + U x_t + b,  h_0 = 0,  y_t = V h_t + c.
 
@@ -6,6 +6,8 @@ The recurrence runs through :class:`Recurrence`, an autograd function whose back
 backpropagation through time of the lecture (delta_k = (W^T delta_{k+1} + dL/dh_k) * f'(a_k)): it is the same
 recursion that :mod:`rnngrad.gradients` splits into per-step contributions, and it is faster than autograd over
 a Python loop because the parameter gradients are three large matrix products instead of 3T small ones.
+Initialisations: orthogonal (Saxe et al. 2014), gaussian (the mean-field setting), identity (the IRNN of Le et al.
+2015), sparse (Pascanu et al. 2013, after Sutskever et al. 2013).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from rnngrad.models._base import FAN_IN, RecurrentModel, input_weights
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,6 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", torch.relu, torch.relu_, lambda h: (h > 0).to(h.dtype), 1.0),
 }
 INITS = ("orthogonal", "gaussian", "identity", "sparse")
-FAN_IN = "fan_in"  # the default input and readout initialisation (see VanillaRNN)
-MODELS = ("rnn", "lstm")
 
 
 def activation(name: str) -> Activation:
@@ -90,20 +92,6 @@ def sparse_init(radius: float, hidden: int, nonzero: int, generator: torch.Gener
     return w * (radius / rho)
 
 
-def input_weights(init: str | float, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
-    """Input (U) or readout (V) weights [out, in]: ``fan_in`` draws uniform(-1/sqrt(in), 1/sqrt(in)), as
-    torch.nn.RNN and nn.Linear do; a number sigma draws N(0, sigma^2), as Pascanu et al. 2013 (sigma = 0.01)."""
-    if init == FAN_IN:
-        return _uniform(shape, 1.0 / math.sqrt(shape[1]), generator)
-    if isinstance(init, bool) or not isinstance(init, int | float) or not init > 0 or not math.isfinite(init):
-        raise ValueError(f"input_init/readout_init: {init!r} is invalid; allowed: {FAN_IN!r} or a number sigma > 0")
-    return torch.randn(shape, generator=generator, dtype=torch.float64) * float(init)
-
-
-def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator) -> torch.Tensor:
-    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0) * bound
-
-
 class Recurrence(torch.autograd.Function):
     """H = [h_1..h_T] from x, W, U, b with an explicit backpropagation through time."""
 
@@ -140,8 +128,11 @@ class Recurrence(torch.autograd.Function):
         return None, grad_W, grad_U, grad_b, None
 
 
-class VanillaRNN(nn.Module):
+class VanillaRNN(RecurrentModel):
     """The lecture's RNN with parameters named W, U, b, V, c."""
+
+    recurrent_weights = {"W": "W"}
+    input_weights = ("U",)
 
     def __init__(
         self,
@@ -173,47 +164,15 @@ class VanillaRNN(nn.Module):
         """h_1..h_T as [batch, T, H]."""
         return Recurrence.apply(x, self.W, self.U, self.b, self.act.name)
 
-    def outputs(self, states: torch.Tensor) -> torch.Tensor:
-        """y_t = V h_t + c as [batch, T, O] from the states h_1..h_T."""
-        return states @ self.V.T + self.c
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """h_t = f(W h_{t-1} + U x_t + b), the per-step form the generic decomposition differentiates."""
+        return (self.act.f(state[0] @ self.W.T + x_t @ self.U.T + self.b),)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs y_t = V h_t + c as [batch, T, O]."""
-        return self.outputs(self.states(x))
+    def recurrent_matrix(self) -> torch.Tensor:
+        return self.W
 
-
-class LSTMBaseline(nn.Module):
-    """An LSTM (torch.nn.LSTMCell, stepped in Python so that every h_k can keep its gradient)."""
-
-    def __init__(self, n_in: int, hidden: int, n_out: int, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)  # nn.LSTMCell draws its own initialisation from the global generator
-        self.cell = nn.LSTMCell(n_in, hidden)
-        self.readout = nn.Linear(hidden, n_out)
-
-    @property
-    def hidden(self) -> int:
-        return self.cell.hidden_size
-
-    def states(self, x: torch.Tensor, keep_grad: bool = False) -> list[torch.Tensor]:
-        """h_1..h_T as a list; with keep_grad each h_k retains dL/dh_k after backward."""
-        h = x.new_zeros(x.shape[0], self.hidden)
-        c = x.new_zeros(x.shape[0], self.hidden)
-        out = []
-        for t in range(x.shape[1]):
-            h, c = self.cell(x[:, t], (h, c))
-            if keep_grad:
-                h.retain_grad()
-            out.append(h)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(torch.stack(self.states(x), 1))
+    def derivatives(self, states: torch.Tensor) -> torch.Tensor:
+        return self.act.df(states)
 
 
-def build_model(model: str, n_in: int, hidden: int, n_out: int, **rnn_kwargs) -> nn.Module:
-    if model == "rnn":
-        return VanillaRNN(n_in, hidden, n_out, **rnn_kwargs)
-    if model == "lstm":
-        return LSTMBaseline(n_in, hidden, n_out, seed=rnn_kwargs.get("seed", 0))
-    raise ValueError(f"model: unknown value {model!r}; allowed: {list(MODELS)}")
+MODEL = VanillaRNN
