@@ -186,17 +186,24 @@ def read_tables(workdir: Path) -> dict[str, pd.DataFrame]:
     return {path.relative_to(workdir).as_posix(): pd.read_parquet(path) for path in tables}
 
 
-@pytest.mark.slow
-def test_killed_workflow_reruns_to_the_same_outputs(smoke, tmp_path):
-    """SIGKILL the whole workflow once a run has written a checkpoint (smoke's `lengths` runs are long enough);
-    after --unlock the rerun resumes that run from its checkpoint, completes, and every table equals those of the
-    uninterrupted smoke run, exactly; no half-written file is left under a final name."""
+def start_smoke_workflow(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
+    """The smoke workflow copied into tmp_path and started in the background, in its own process group (so that a
+    test can signal the whole of it)."""
     workdir = copy_workflow(tmp_path)
     command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2"]
     command += ["--configfile", "config/smoke.yaml"]
     process = subprocess.Popen(
         command, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
+    return workdir, process
+
+
+@pytest.mark.slow
+def test_killed_workflow_reruns_to_the_same_outputs(smoke, tmp_path):
+    """SIGKILL the whole workflow once a run has written a checkpoint (smoke's `lengths` runs are long enough);
+    after --unlock the rerun resumes that run from its checkpoint, completes, and every table equals those of the
+    uninterrupted smoke run, exactly; no half-written file is left under a final name."""
+    workdir, process = start_smoke_workflow(tmp_path)
     deadline = time.monotonic() + 300
     while not list(workdir.glob(f"{RESULTS}/runs/lengths/**/checkpoint.pt")) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -248,12 +255,7 @@ def test_sigterm_to_a_training_job_loses_no_step_and_a_second_snakemake_is_refus
     active run at the step it reached and fails, Snakemake goes on with the other jobs and ends failed, and the
     rerun resumes those runs at exactly those steps, ending with the uninterrupted run's tables. Meanwhile a second
     Snakemake on the same output root is refused by Snakemake's lock."""
-    workdir = copy_workflow(tmp_path)
-    command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2"]
-    command += ["--configfile", "config/smoke.yaml"]
-    process = subprocess.Popen(
-        command, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    workdir, process = start_smoke_workflow(tmp_path)
     deadline = time.monotonic() + 300
     while (pid := training_job(workdir, process.pid, "lengths")) is None and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -96,14 +96,18 @@ def cmd_cost(args) -> None:
     print(report(estimate(config, configuration.expand(config))))
 
 
-def cmd_miniature(args) -> None:
+def write_derived_config(config: dict, out: str) -> None:
+    """Validate a config derived from another (a miniature, a paper's budget) and write it as YAML."""
     import yaml
 
-    tiny = configuration.miniature(configuration.load(args.config))
-    configuration.validate(tiny)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(yaml.safe_dump(tiny, sort_keys=False))
-    print(f"wrote {args.out}: {len(configuration.expand(tiny))} runs, output root results/{tiny['name']}/")
+    configuration.validate(config)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(yaml.safe_dump(config, sort_keys=False))
+    print(f"wrote {out}: {len(configuration.expand(config))} runs, output root results/{config['name']}/")
+
+
+def cmd_miniature(args) -> None:
+    write_derived_config(configuration.miniature(configuration.load(args.config)), args.out)
 
 
 def cmd_reproduce(args) -> None:
@@ -114,13 +118,7 @@ def cmd_reproduce(args) -> None:
 
 
 def cmd_paper_budget(args) -> None:
-    import yaml
-
-    paper = configuration.paper_budget(configuration.load(args.config))
-    configuration.validate(paper)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(yaml.safe_dump(paper, sort_keys=False))
-    print(f"wrote {args.out}: {len(configuration.expand(paper))} runs, output root results/{paper['name']}/")
+    write_derived_config(configuration.paper_budget(configuration.load(args.config)), args.out)
 
 
 def cmd_validate(args) -> None:
