@@ -52,3 +52,4 @@ def test_figure_code_hash_follows_its_module(tmp_path, monkeypatch):
     before = manifest.figure_code_sha256("clipping")
     (code / "style.py").write_text("# a new style\n")
     assert manifest.figure_code_sha256("clipping") != before
+    assert manifest.figure_code_sha256("clipping-cells") == manifest.figure_code_sha256("clipping")  # a tagged name

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnngrad.config import figure_experiments
-from rnngrad.figures import figure_tables
+from rnngrad.figures import figure_tables, module_name
 from rnngrad.io import file_sha256, write_json
 
 FIGURES_CODE = Path(__file__).resolve().parent / "figures"
@@ -27,9 +27,10 @@ def config_sha256(config: dict) -> str:
 
 
 def figure_code_sha256(name: str) -> str:
-    """Hash of the code a figure's rule takes as input: its module, common.py and style.py."""
+    """Hash of the code a figure's rule takes as input: its module (a tagged name's, for contributions-cells
+    contributions.py), common.py and style.py."""
     digest = hashlib.sha256()
-    for module in (f"{name}.py", "common.py", "style.py"):
+    for module in (f"{module_name(name)}.py", "common.py", "style.py"):
         digest.update(module.encode() + b"\0" + (FIGURES_CODE / module).read_bytes() + b"\0")
     return digest.hexdigest()
 
