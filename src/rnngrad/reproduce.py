@@ -321,13 +321,13 @@ def verdict(claim: dict, measured: Measured, full_budget: bool) -> tuple[str, st
     if side == "claim":
         return REPRODUCED, f"reproduced: {want}"
     if side == "straddles":
-        return NOT_AT_BUDGET, f"{want}: it straddles {bound:g}, too few seeds or updates to decide"
+        return NOT_AT_BUDGET, f"wanted: {want}; it straddles {bound:g}, too few seeds or updates to decide"
     training = "either" if kind == "greater" else MEASURES[claim["measure"]].training
     towards = training == "either" or (training == "raises") == (side == "below")
     if towards and not full_budget:
-        return NOT_AT_BUDGET, f"{want}: it lies {side}, and more updates than these could move it there"
+        return NOT_AT_BUDGET, f"wanted: {want}; it lies {side}, and more updates than these could move it there"
     reason = "at the paper's budget" if full_budget else "and more updates cannot move it back"
-    return CONTRADICTED, f"{want}: it lies {side}, {reason}"
+    return CONTRADICTED, f"wanted: {want}; it lies {side}, {reason}"
 
 
 def score(claims: list[dict], tables: dict[str, dict[str, pd.DataFrame]]) -> list[dict]:
