@@ -8,7 +8,9 @@ the numbers hold on a shared, loaded machine where wall time mostly measures the
 - the fixed cost of a run: process start-up with a training job's imports (`python -c "import rnngrad.cli,
   rnngrad.train"` as a subprocess), and the dataset load and model build (constructing train.Run);
 - pure training steps (the loop of train.Run.run without any evaluation, logging or checkpoint due) as run-steps
-  per second: one run, a sequential group of K (K runs one after another), a batched group of K (rnngrad.batched);
+  per second: one run, a sequential group of K (K runs one after another), a batched group of K (rnngrad.batched),
+  and the ceiling of each: the same ops in a bare torch loop without rnngrad's bookkeeping, for one run and for
+  K stacked runs (bare_loop);
 - full runs at the default cadence (eval every 50, checkpoint every 100, the full gradient logging at step 0 and
   the end), as runs per second including the start-up: today's one process per run (start-up + train()), a
   sequential group job (one start-up + K train() calls) and a batched group job (one start-up + train_batched).
@@ -79,8 +81,37 @@ def startup_seconds(repeats: int) -> float:
     return statistics.median(times)
 
 
+def bare_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
+    """The least code a step of k stacked tanh RNNs on the adding task needs, in plain torch: one fixed batch in
+    memory (no draw), the recurrence by baddbmm, squared error at the last step, backward, torch's Adam on the
+    stacked parameters (per member, as Adam is elementwise). The same ops per time step as rnngrad's stacked
+    step, none of its bookkeeping: its rate is the ceiling of any implementation built from these ops."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(k, batch, T, 2, generator=gen)
+    y = torch.rand(k, batch, generator=gen)
+    W = (torch.randn(k, hidden, hidden, generator=gen) / hidden**0.5).requires_grad_()  # noqa: N806
+    U = (torch.randn(k, 2, hidden, generator=gen) / 2**0.5).requires_grad_()  # noqa: N806
+    b = torch.zeros(k, 1, hidden, requires_grad=True)
+    V = (torch.randn(k, hidden, 1, generator=gen) / hidden**0.5).requires_grad_()  # noqa: N806
+    optimizer = torch.optim.Adam([W, U, b, V], lr=1e-3)
+
+    def step(n: int) -> None:
+        for _ in range(n):
+            drive = (x.reshape(k, batch * T, 2) @ U).reshape(k, batch, T, hidden)
+            h = torch.zeros(k, batch, hidden)
+            for t in range(T):
+                h = torch.tanh(torch.baddbmm(drive[:, :, t] + b, h, W))
+            loss = ((h @ V).squeeze(-1) - y).square().mean(-1).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    return step
+
+
 def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[str, float]:
-    """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved."""
+    """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved; the
+    bare torch loops (bare_loop) for one run and for the group give the ceiling of each."""
     never = {"steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}
 
     def started(spec: dict, out_dir: Path) -> Run:
@@ -103,10 +134,14 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
             group.step()
 
     each = steps // len(runs) + 1  # updates of each member, so that a group does about `steps` run-steps
+    shape = (specs[0]["hidden"], specs[0]["batch_size"], specs[0]["T"])
+    bare_one, bare_group = bare_loop(1, *shape), bare_loop(len(runs), *shape)
     modes = {
         "one run": (lambda: loop(runs[0], steps), steps),
         "sequential group": (lambda: [loop(run, each) for run in runs], len(runs) * each),
         "batched group": (lambda: batched(each), len(runs) * each),
+        "bare torch loop, one run": (lambda: bare_one(steps), steps),
+        "bare torch loop, stacked group": (lambda: bare_group(each), len(runs) * each),
     }
     for fn, _ in modes.values():
         fn()  # warm-up (and the step-0 evaluation)
@@ -172,7 +207,7 @@ def main() -> None:
                 for mode, rate in pure.items():
                     row = {**shape, "K": k, "mode": mode, "pure_run_steps_per_s": round(rate, 1)}
                     row["pure_ratio"] = round(rate / pure["one run"], 3)
-                    if full:
+                    if mode in full:
                         row |= {"full_run_steps": steps, "full_runs_per_s": round(full[mode], 4)}
                         row["full_ratio"] = round(full[mode] / full["one run"], 3)
                     rows.append(row)
