@@ -9,7 +9,7 @@ the numbers hold on a shared, loaded machine where wall time mostly measures the
   rnngrad.train"` as a subprocess), and the dataset load and model build (constructing train.Run);
 - pure training steps (the loop of train.Run.run without any evaluation, logging or checkpoint due) as run-steps
   per second: one run, a sequential group of K (K runs one after another), a batched group of K (rnngrad.batched),
-  and the ceiling of each: the same ops in a bare torch loop without rnngrad's bookkeeping, for one run and for
+  and as a reference the same model trained the plain way (torch autograd, no bookkeeping), for one run and for
   K stacked runs (bare_loop);
 - full runs at the default cadence (eval every 50, checkpoint every 100, the full gradient logging at step 0 and
   the end), as runs per second including the start-up: today's one process per run (start-up + train()), a
@@ -82,10 +82,10 @@ def startup_seconds(repeats: int) -> float:
 
 
 def bare_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
-    """The least code a step of k stacked tanh RNNs on the adding task needs, in plain torch: one fixed batch in
-    memory (no draw), the recurrence by baddbmm, squared error at the last step, backward, torch's Adam on the
-    stacked parameters (per member, as Adam is elementwise). The same ops per time step as rnngrad's stacked
-    step, none of its bookkeeping: its rate is the ceiling of any implementation built from these ops."""
+    """A step of k stacked tanh RNNs on the adding task written the plain way, as a reference: one fixed batch
+    in memory (no draw), the recurrence by baddbmm, squared error at the last step, autograd's backward, torch's
+    Adam on the stacked parameters (per member, as Adam is elementwise). None of rnngrad's bookkeeping (draws,
+    metrics, rows), but autograd in place of rnngrad's explicit BPTT backward."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(k, batch, T, 2, generator=gen)
     y = torch.rand(k, batch, generator=gen)
@@ -110,8 +110,8 @@ def bare_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
 
 
 def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[str, float]:
-    """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved; the
-    bare torch loops (bare_loop) for one run and for the group give the ceiling of each."""
+    """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved; beside
+    them the plain autograd loops (bare_loop) for one run and for the group, as a reference."""
     never = {"steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}
 
     def started(spec: dict, out_dir: Path) -> Run:
@@ -140,8 +140,8 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
         "one run": (lambda: loop(runs[0], steps), steps),
         "sequential group": (lambda: [loop(run, each) for run in runs], len(runs) * each),
         "batched group": (lambda: batched(each), len(runs) * each),
-        "bare torch loop, one run": (lambda: bare_one(steps), steps),
-        "bare torch loop, stacked group": (lambda: bare_group(each), len(runs) * each),
+        "plain autograd loop, one run": (lambda: bare_one(steps), steps),
+        "plain autograd loop, stacked group": (lambda: bare_group(each), len(runs) * each),
     }
     for fn, _ in modes.values():
         fn()  # warm-up (and the step-0 evaluation)

@@ -117,5 +117,15 @@ def test_cost_estimate_counts_every_run_and_job():
     jobs = len(group_specs(specs, config["groups"]["max_runs"]))
     assert f"Total: {len(specs)} runs in {jobs} training jobs" in report(runs)
     longer = copy.deepcopy(config)
-    longer["train"]["steps"] *= 10
+    longer["train"]["steps"] *= 1000  # far beyond the noise of timing the same shapes twice
     assert estimate(longer, configuration.expand(longer)).seconds.sum() > runs.seconds.sum()
+
+
+def test_cost_estimate_needs_no_workflow_datasets(tmp_path):
+    """A grid tested at extra lengths is costed before the workflow has made those lengths' datasets."""
+    config = load("smoke-reproduce")
+    specs = configuration.expand(config)
+    with_lengths = [{**spec, "eval_data": [str(tmp_path / "missing.npz")]} for spec in specs if spec["eval_data"]]
+    assert with_lengths
+    runs = estimate(config, with_lengths)
+    assert len(runs) == len(with_lengths) and (runs.seconds > 0).all()

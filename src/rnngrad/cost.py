@@ -5,7 +5,8 @@ a real :class:`rnngrad.train.Run` on small generated datasets of that shape is t
 evaluation on a test set of the config's size, one contribution-only logging event and one with the spectra.
 A run's estimate is steps x step + evaluations x evaluation + events x their cost (its logging cadence from
 :func:`rnngrad.train.log_steps`), plus the start-up of its group's process; a group's is the sum of its runs.
-Estimates hold for this machine, one thread, the sequential group path.
+Estimates hold for this machine, one thread, the sequential group path. Not counted: the one test of a run at each
+extra length of ``train.eval_lengths`` when it ends (its datasets exist only once the workflow has made them).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def measure_shape(spec: dict, n_test: int, folder: Path) -> dict[str, float]:
     for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
         paths[split] = folder / f"{split}-{abs(hash(shape(spec)))}.npz"
         tasks.generate_file(paths[split], spec["task"], spec["T"], n, seed, spec["variant"], **spec["task_params"])
-    run = Run({**spec, "train_data": str(paths["train"]), "test_data": str(paths["test"])}, folder / "run")
+    timed_spec = {**spec, "train_data": str(paths["train"]), "test_data": str(paths["test"])}
+    timed_spec |= {"eval_lengths": [], "eval_data": []}
+    run = Run(timed_spec, folder / "run")
     run.train_step()  # warm-up: first calls allocate
     return {
         "step": _timed(run.train_step, TIMED_STEPS),
