@@ -22,7 +22,7 @@ from rnngrad import tasks
 from rnngrad.groups import group_specs
 from rnngrad.train import Run, log_steps
 
-START_UP_SECONDS = 2.5  # imports of a training job (torch, pandas, pyarrow), measured in benchmarks/groups.py
+START_UP_SECONDS = 3.3  # CPU-s of a training job's imports (torch, pandas, pyarrow): startup_s, benchmarks/groups.py
 SHAPE_KEYS = ("model", "activation", "task", "variant", "T", "hidden", "batch_size", "dtype", "device")
 TIMED_STEPS = 3
 
