@@ -10,7 +10,7 @@ the numbers hold on a shared, loaded machine where wall time mostly measures the
 - pure training steps (the loop of train.Run.run without any evaluation, logging or checkpoint due) as run-steps
   per second: one run, a sequential group of K (K runs one after another), a batched group of K (rnngrad.batched),
   and as a reference the same model trained the plain way (torch autograd, no bookkeeping), for one run and for
-  K stacked runs (bare_loop);
+  K stacked runs (plain_autograd_loop);
 - full runs at the default cadence (eval every 50, checkpoint every 100, the full gradient logging at step 0 and
   the end), as runs per second including the start-up: today's one process per run (start-up + train()), a
   sequential group job (one start-up + K train() calls) and a batched group job (one start-up + train_batched).
@@ -81,7 +81,7 @@ def startup_seconds(repeats: int) -> float:
     return statistics.median(times)
 
 
-def bare_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
+def plain_autograd_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
     """A step of k stacked tanh RNNs on the adding task written the plain way, as a reference: one fixed batch
     in memory (no draw), the recurrence by baddbmm, squared error at the last step, autograd's backward, torch's
     Adam on the stacked parameters (per member, as Adam is elementwise). None of rnngrad's bookkeeping (draws,
@@ -111,7 +111,7 @@ def bare_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
 
 def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[str, float]:
     """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved; beside
-    them the plain autograd loops (bare_loop) for one run and for the group, as a reference."""
+    them the plain autograd loops (plain_autograd_loop) for one run and for the group, as a reference."""
     never = {"steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}
 
     def started(spec: dict, out_dir: Path) -> Run:
@@ -135,13 +135,13 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
 
     each = steps // len(runs) + 1  # updates of each member, so that a group does about `steps` run-steps
     shape = (specs[0]["hidden"], specs[0]["batch_size"], specs[0]["T"])
-    bare_one, bare_group = bare_loop(1, *shape), bare_loop(len(runs), *shape)
+    plain_one, plain_group = plain_autograd_loop(1, *shape), plain_autograd_loop(len(runs), *shape)
     modes = {
         "one run": (lambda: loop(runs[0], steps), steps),
         "sequential group": (lambda: [loop(run, each) for run in runs], len(runs) * each),
         "batched group": (lambda: batched(each), len(runs) * each),
-        "plain autograd loop, one run": (lambda: bare_one(steps), steps),
-        "plain autograd loop, stacked group": (lambda: bare_group(each), len(runs) * each),
+        "plain autograd loop, one run": (lambda: plain_one(steps), steps),
+        "plain autograd loop, stacked group": (lambda: plain_group(each), len(runs) * each),
     }
     for fn, _ in modes.values():
         fn()  # warm-up (and the step-0 evaluation)
