@@ -23,6 +23,7 @@ from test_batched import diverging_group, same_files
 from test_train import datasets, make_spec, run_files  # noqa: F401 - datasets is a fixture
 
 from rnngrad.batched import train_batched
+from rnngrad.checkpoints import content_sha256
 from rnngrad.contract import RUN_FILES
 from rnngrad.train import Run, train, train_group
 
@@ -138,6 +139,30 @@ def flip_a_byte_in_a_tensor(path: Path) -> None:
     name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     data[info.header_offset + 30 + name_length + extra_length + 5] ^= 0x40
     path.write_bytes(bytes(data))
+
+
+def test_content_sha256_tells_every_change_of_content_and_nothing_else():
+    """The checkpoint's hash: equal content gives equal digests (whichever objects hold it); a changed tensor
+    bit, shape or dtype, a changed number, a number's type (1, 1.0, True), a key, or the order of a list changes
+    it."""
+    rows = [{"loss": 0.5, "split": "train"}, {"loss": 0.25, "split": "test"}]
+    state = {"step": 3, "model": {"W": torch.arange(6.0).view(2, 3)}, "rows": rows}
+    digest = content_sha256(state)
+    copied = {"step": 3, "model": {"W": state["model"]["W"].clone()}, "rows": json.loads(json.dumps(rows))}
+    assert content_sha256(copied) == digest
+    flipped = torch.arange(6.0).view(2, 3)
+    flipped[0, 0] = 1e-45  # the smallest float32 above 0: one bit
+    changed = [
+        {**state, "model": {"W": flipped}},
+        {**state, "model": {"W": torch.arange(6.0).view(3, 2)}},
+        {**state, "model": {"W": torch.arange(6.0, dtype=torch.float64).view(2, 3)}},
+        {**state, "step": 3.0},
+        {**state, "step": True},
+        {**state, "steps": 3},
+        {**state, "rows": [{"loss": 0.5000000000000001, "split": "train"}, rows[1]]},
+        {**state, "rows": rows[::-1]},
+    ]
+    assert len({content_sha256(other) for other in changed} | {digest}) == len(changed) + 1
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte in a tensor", "another file"])
