@@ -166,11 +166,15 @@ def paired_fits(products: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame
     norm = pairs["contribution_norm"].to_numpy(dtype=np.float64)
     usable = np.isfinite(pairs["log_product_norm"].to_numpy(dtype=np.float64))
     usable &= (norm > FIT_FLOOR) & (norm < FIT_CEILING)
+    distance = pairs["distance"].to_numpy(dtype=np.float64)
+    log_product = pairs["log_product_norm"].to_numpy(dtype=np.float64)
     rows = []
-    for (run_id, step), curve in pairs.groupby(["run_id", "step"], sort=True):
-        kept = curve[usable[curve.index]]
-        log_c = np.log(kept["contribution_norm"].to_numpy(dtype=np.float64))
-        product, contribution = (fit_log_decay_rate(kept["distance"], y) for y in (kept["log_product_norm"], log_c))
+    curves = pairs.groupby(["run_id", "step"]).indices  # positions of each curve's rows, in the frame's order
+    for run_id, step in sorted(curves):
+        rows_of_curve = curves[(run_id, step)]
+        kept = rows_of_curve[usable[rows_of_curve]]
+        log_c = np.log(norm[kept])
+        product, contribution = (fit_log_decay_rate(distance[kept], y) for y in (log_product[kept], log_c))
         rows.append(
             {
                 "run_id": run_id,

@@ -13,6 +13,7 @@ negative rates vanish, positive rates explode, and 1/|rate| is the memory time i
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 import torch
@@ -133,6 +134,7 @@ def mean_field_variance(activation: str, g: float, input_var: float = 0.0) -> fl
     return math.exp(0.5 * (lo + hi))
 
 
+@cache  # a pure function of its numbers: the contribution rate asks again for each setting
 def _lyapunov_one(activation: str, init: str, g: float, input_var: float) -> float:
     if not math.isfinite(input_var):
         return math.nan

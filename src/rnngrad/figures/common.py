@@ -65,15 +65,18 @@ def format_number(value: float, fraction: bool = False) -> str:
 
 def scale_key(frame: pd.DataFrame) -> pd.Series:
     """Legend label of a run's recurrent scale ("g = 1.5"; the init too where several are mixed); another cell's
-    label ("LSTM", "GRU", ...)."""
+    label ("LSTM", "GRU", ...). Each distinct (init, scale) is formatted once: the tables hold a row per step."""
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=object)
-    rnn = frame["model"] == "rnn"
+    rnn = (frame["model"] == "rnn").to_numpy()
     several_inits = frame.loc[rnn, "init"].nunique() > 1
-    labels = [
-        (f"{init} g = {format_number(scale)}" if several_inits else f"g = {format_number(scale)}") if is_rnn else label
-        for init, scale, is_rnn, label in zip(frame["init"], frame["scale"], rnn, frame["label"], strict=True)
-    ]
+    settings = frame.loc[rnn, ["init", "scale"]].drop_duplicates()
+    text = {
+        (init, scale): f"{init} g = {format_number(scale)}" if several_inits else f"g = {format_number(scale)}"
+        for init, scale in settings.itertuples(index=False)
+    }
+    keys = pd.MultiIndex.from_frame(frame[["init", "scale"]])
+    labels = np.where(rnn, pd.Series(text, dtype=object).reindex(keys).to_numpy(), frame["label"].to_numpy())
     return pd.Series(labels, index=frame.index, dtype=object)
 
 
@@ -172,10 +175,12 @@ def setting_label(frame: pd.DataFrame) -> pd.Series:
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=object)
     several = frame.groupby("task")["variant"].transform("nunique") > 1
-    labels = [
-        f"{task} ({variant}), T = {T}" if many else f"{task}, T = {T}"
-        for task, variant, T, many in zip(frame["task"], frame["variant"], frame["T"], several, strict=True)
-    ]
+    settings = frame[["task", "variant", "T"]].assign(many=several)
+    text = {
+        (task, variant, T, many): f"{task} ({variant}), T = {T}" if many else f"{task}, T = {T}"
+        for task, variant, T, many in settings.drop_duplicates().itertuples(index=False)
+    }  # each distinct setting formatted once
+    labels = pd.Series(text, dtype=object).reindex(pd.MultiIndex.from_frame(settings)).to_numpy()
     return pd.Series(labels, index=frame.index, dtype=object)
 
 
@@ -393,7 +398,8 @@ def readable_log_ticks(axes) -> None:
 
 def log2_scale_axis(ax: plt.Axes, scales) -> None:
     """A log2 x axis ticked at the scales used, labelled as plain numbers (0.5, 1, 4 rather than 2^-1)."""
-    ticks = sorted({float(s) for s in scales if np.isfinite(s) and s > 0})
+    values = np.unique(np.asarray(scales, dtype=np.float64))
+    ticks = [float(s) for s in values if np.isfinite(s) and s > 0]
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks)
     ax.set_xticklabels([format_number(s) for s in ticks])
