@@ -153,8 +153,11 @@ def test_jacobian_norms_match_dense_svd(activation, scale):
     assert table.jac_norm_max.to_numpy() == pytest.approx(dense.max(0).values.numpy(), rel=1e-12)
 
 
+@pytest.mark.parametrize("chunk_steps", [None, 1, 7])  # the eigensolver's chunks: all 30 steps, 1, 7 (4 x 7 + 2)
 @pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
-def test_product_norms_match_dense_svd_of_the_product(scale):
+def test_product_norms_match_dense_svd_of_the_product(scale, chunk_steps, monkeypatch):
+    if chunk_steps is not None:  # 3 sequences of 6 x 6 products a step
+        monkeypatch.setattr(gradients, "EIGEN_CHUNK_FLOATS", chunk_steps * 3 * 36)
     model = make_model("adding", 6, "relu", scale=scale, seed=7)
     x, _, _ = make_batch("adding", batch=3, steps=30, seed=8)
     deriv = sampled_derivs(model, x)

@@ -155,24 +155,36 @@ def jacobian_table(W, deriv) -> pd.DataFrame:
     )
 
 
+EIGEN_CHUNK_FLOATS = 2**18  # 2 MiB of float64 products per eigensolver call: few calls, bounded memory
+
+
 @torch.no_grad()
 def product_table(jacobians, t: int) -> pd.DataFrame:
     """||J_t J_{t-1} ... J_{t-d+1}||_2 for d = 1..t from step Jacobians [S, T, n, n] (the vanilla RNN's
     J_j = diag(f'(a_j)) W, or any cell's), mean over the sampled sequences.
 
     The product is kept as (log scale, unit Frobenius norm matrix), so it never overflows or underflows; its
-    spectral norm is exact (largest eigenvalue of P P^T)."""
+    spectral norm is exact (largest eigenvalue of P P^T). The eigensolver runs on chunks of up to
+    :data:`EIGEN_CHUNK_FLOATS` floats of products at a time, not once per distance: at small H the per-call
+    cost dominated (one sequence, H = 8, T = 500: 83 ms a table with a call per distance, 49 ms chunked)."""
     samples, hidden = jacobians.shape[0], jacobians.shape[-1]
     dtype = jacobians.dtype
+    chunk = max(1, EIGEN_CHUNK_FLOATS // (samples * hidden * hidden))
     product = torch.eye(hidden, dtype=dtype).expand(samples, hidden, hidden)
     log_scale = torch.zeros(samples, dtype=dtype)
     log_norms = torch.empty(samples, t, dtype=dtype)
+    pending = []  # the normalised products P_d / ||P_d||_F whose spectral norms are not taken yet
     for d in range(1, t + 1):
         product = product @ jacobians[:, t - d]  # P_d = P_{d-1} J_{t-d+1}
         size = torch.linalg.matrix_norm(product).clamp_min(torch.finfo(product.dtype).tiny)
         product = product / size[:, None, None]
         log_scale = log_scale + size.log()
-        log_norms[:, d - 1] = log_scale + 0.5 * _largest_eigenvalue(product @ product.mT).log()
+        log_norms[:, d - 1] = log_scale
+        pending.append(product)
+        if len(pending) == chunk or d == t:
+            products = torch.stack(pending, 1)  # [S, n, H, H] for d - n + 1 .. d
+            log_norms[:, d - len(pending) : d] += 0.5 * _largest_eigenvalue(products @ products.mT).log()
+            pending = []
     return pd.DataFrame(
         {
             "t": t,
