@@ -216,11 +216,11 @@ def lyapunov_qr(jacobians) -> float | torch.Tensor:
         raise ValueError(f"lyapunov_qr: expected [T, H, H] or [S, T, H, H], got {tuple(J.shape)}")
     samples, steps, hidden, _ = J.shape
     Q = torch.eye(hidden, dtype=torch.float64).expand(samples, hidden, hidden)
-    log_r = torch.zeros(samples, hidden, dtype=torch.float64)
+    diagonals = torch.empty(samples, steps, hidden, dtype=torch.float64)  # diag(R_t), logged after the loop
     for t in range(steps):
         Q, R = torch.linalg.qr(J[:, t] @ Q)
-        log_r += torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
-    largest = (log_r / steps).max(dim=-1).values
+        diagonals[:, t] = torch.diagonal(R, dim1=-2, dim2=-1)
+    largest = (diagonals.abs().log().sum(1) / steps).max(dim=-1).values
     return float(largest[0]) if single else largest
 
 
