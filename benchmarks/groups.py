@@ -18,8 +18,11 @@ Shapes: the defaults (H=32, B=32, T=50, adding, tanh, Adam, --steps updates) and
 updates in the full runs, to keep the benchmark short). Pure steps are measured for every K of --k, full runs for
 the first. --sweep adds the shape rule's measurement: the pure-step ratio, batched group against one run, at
 K = the first of --k, T = 50, for hidden x batch_size from 64 to 8192 (what rnngrad.batched.MAX_BATCHED_CELLS
-rests on). Prints and writes (--out) a JSON with the machine; --tiny runs every part at toy sizes in seconds (the
-test suite does).
+rests on). --limit adds what bounds the batched ratio at the default shapes: a batched group's update time at
+K = 1, 2, 4, 12, 24, 48, fitted as a + b K (a: per-update cost, b: per-member cost), so that no K can beat
+t_one / b against one run's step t_one however small a gets; and the torch profiler's count of ATen ops per update
+(one run, and the group at each K), which says whether the per-member cost is kernels or dispatched ops. Prints
+and writes (--out) a JSON with the machine; --tiny runs every part at toy sizes in seconds (the test suite does).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import torch
 from _machine import write
+from torch.profiler import ProfilerActivity, profile
 
 from rnngrad import tasks
 from rnngrad.batched import Group, can_batch, train_batched
@@ -112,17 +116,8 @@ def plain_autograd_loop(k: int, hidden: int, batch: int, T: int):  # noqa: N803
 def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[str, float]:
     """Run-steps per second of the training loop alone (nothing due but the updates), modes interleaved; beside
     them the plain autograd loops (plain_autograd_loop) for one run and for the group, as a reference."""
-    never = {"steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}
-
-    def started(spec: dict, out_dir: Path) -> Run:
-        run = Run({**spec, **never}, out_dir)
-        out_dir.mkdir(parents=True)
-        run.start()
-        run.logged = {}  # nothing logged: only the updates are timed
-        return run
-
-    runs = [started(spec, root / f"pure{i}") for i, spec in enumerate(specs)]
-    group = Group([started(spec, root / f"pure-b{i}") for i, spec in enumerate(specs)])
+    runs = started_runs(specs, root / "sequential")
+    group = Group(started_runs(specs, root / "batched"))
 
     def loop(run: Run, n: int) -> None:  # the body of train.Run.run
         for _ in range(n):
@@ -150,6 +145,63 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
         for name, (fn, _) in modes.items():
             times[name].append(timed(fn))
     return {name: count / statistics.median(times[name]) for name, (_, count) in modes.items()}
+
+
+def started_runs(specs: list[dict], root: Path) -> list[Run]:
+    """Runs ready to step with nothing but updates due (no evaluation, logging or checkpoint)."""
+    runs = []
+    for i, spec in enumerate(specs):
+        run = Run({**spec, "steps": NEVER, "eval_every": NEVER, "checkpoint_every": NEVER}, root / f"r{i}")
+        run.out_dir.mkdir(parents=True)
+        run.start()
+        run.logged = {}
+        runs.append(run)
+    return runs
+
+
+def aten_ops(step, updates: int) -> float:
+    """ATen ops dispatched per update, counted with the torch profiler (nested ones included)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            step()
+    return sum(event.count for event in prof.key_averages() if event.key.startswith("aten::")) / updates
+
+
+def batched_limit(specs: list[dict], root: Path, ks: list[int], run_steps: int, repeats: int) -> dict:
+    """One run's step time t_one, the batched group's update time at each K (each timed right after t_one, median
+    of `repeats`), the fit t_K = a + b K, the ceiling t_one / b, and ATen ops per update."""
+    one = started_runs(specs[:1], root / "one")[0]
+
+    def one_step() -> None:
+        one.before_step()
+        one.end_step(one.train_step())
+
+    rows, t_ones = [], []
+    for k in ks:
+        group = Group(started_runs(specs[:k], root / f"K{k}"))
+        updates = max(run_steps // k, 3)
+        for _ in range(3):
+            group.step()
+            one_step()  # warm-up
+        pairs = [
+            (timed(lambda n=run_steps: [one_step() for _ in range(n)]) / run_steps,
+             timed(lambda g=group, n=updates: [g.step() for _ in range(n)]) / updates)
+            for _ in range(repeats)
+        ]  # fmt: skip
+        t_one, t_k = (statistics.median(part) for part in zip(*pairs, strict=True))
+        t_ones.append(t_one)
+        ops = aten_ops(group.step, 3)
+        rows.append({"K": k, "update_ms": round(t_k * 1e3, 3), "one_run_ms": round(t_one * 1e3, 3),
+                     "ratio": round(k * t_one / t_k, 3), "aten_ops_per_update": round(ops),
+                     "aten_ops_per_run_step": round(ops / k, 1)})  # fmt: skip
+    slope, intercept = statistics.linear_regression([row["K"] for row in rows], [row["update_ms"] for row in rows])
+    t_one = statistics.median(t_ones) * 1e3
+    return {
+        "H": specs[0]["hidden"], "B": specs[0]["batch_size"], "T": specs[0]["T"], "rows": rows,
+        "one_run_ms": round(t_one, 3), "one_run_aten_ops": round(aten_ops(one_step, 3)),
+        "per_update_ms": round(intercept, 3), "per_member_ms": round(slope, 3),
+        "ceiling_ratio": round(t_one / slope, 2) if slope > 0 else None,  # no per-member cost measured: toy sizes
+    }  # fmt: skip
 
 
 def datasets(root: Path, T: int, n_train: int, n_test: int) -> dict:  # noqa: N803
@@ -183,6 +235,7 @@ def main() -> None:
     parser.add_argument("--pure-steps", type=int, default=240, help="run-steps per timed repeat of pure steps")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sweep", action="store_true", help="also measure the shape rule (pure steps)")
+    parser.add_argument("--limit", action="store_true", help="also measure what bounds the batched ratio")
     parser.add_argument("--out", help="write the JSON here too")
     parser.add_argument("--tiny", action="store_true", help="toy sizes: checks that the benchmark runs")
     args = parser.parse_args()
@@ -192,7 +245,7 @@ def main() -> None:
     n_train = 64 if args.tiny else 2000
     startup = startup_seconds(1 if args.tiny else 3)
     shapes = ((8, 4, 6, 4), (16, 4, 8, 2)) if args.tiny else ((32, 32, 50, args.steps), (128, 64, 100, args.big_steps))
-    rows, sweep, builds = [], [], {}
+    rows, sweep, builds, limit = [], [], {}, None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for hidden, batch, T, steps in shapes:  # noqa: N806
@@ -224,6 +277,12 @@ def main() -> None:
                 sweep.append(
                     {"H": hidden, "B": batch, "cells": hidden * batch, "K": args.k[0], "ratio": round(ratio, 3)}
                 )
+        if args.limit:
+            hidden, batch, T, _ = shapes[0]  # noqa: N806
+            data = datasets(root, T, n_train, 256)
+            ks = [1, 2, 3] if args.tiny else [1, 2, 4, 12, 24, 48]
+            specs = [make_spec(data, hidden, batch, T, 1, seed) for seed in range(max(ks))]
+            limit = batched_limit(specs, root / "limit", ks, args.pure_steps, args.repeats)
     write(
         args.out,
         {
@@ -233,6 +292,7 @@ def main() -> None:
             "build_ms": builds,
             "rows": rows,
             "sweep": sweep,
+            "limit": limit,
         },
     )
 

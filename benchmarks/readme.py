@@ -44,6 +44,31 @@ def groups_tables(record: dict) -> list[str]:
         ]
         lines += ["| H | B | hidden x batch_size | ratio |", "|---|---|---|---|"]
         lines += [f"| {row['H']} | {row['B']} | {row['cells']} | {row['ratio']:.2f} |" for row in record["sweep"]]
+    if record.get("limit"):
+        lines += ["", *limit_table(record["limit"])]
+    return lines
+
+
+def limit_table(limit: dict) -> list[str]:
+    """What bounds the batched ratio: the update's cost against K, its fit, and the ATen ops per update."""
+    lines = [
+        f"What bounds the batched ratio (pure steps, H = {limit['H']}, B = {limit['B']}, T = {limit['T']}; one run: "
+        f"{limit['one_run_ms']} ms and {limit['one_run_aten_ops']} ATen ops a step):",
+        "",
+        "| K | group update, ms | one run's step beside it, ms | ratio | ATen ops per update | per run-step |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in limit["rows"]:
+        lines.append(
+            f"| {row['K']} | {row['update_ms']} | {row['one_run_ms']} | {row['ratio']:.2f} | "
+            f"{row['aten_ops_per_update']} | {row['aten_ops_per_run_step']} |"
+        )
+    ceiling = "none measured" if limit["ceiling_ratio"] is None else f"{limit['ceiling_ratio']:.2f}"
+    lines += [
+        "",
+        f"Fit: update = {limit['per_update_ms']} ms + {limit['per_member_ms']} ms x K, so no K beats one run's "
+        f"step / per-member cost = {ceiling}.",
+    ]
     return lines
 
 
