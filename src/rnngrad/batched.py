@@ -9,17 +9,17 @@ from its own generator: one gather of every member's batch, forward, explicit ba
 loss, batch metrics, gradient norm, clipping and the optimizer step (optim.py's rules), and one read of the
 [4, K] numbers that become the members' train rows.
 
-A member's numbers do not depend on the others where its blocks of the stacked tensors start where a lone
-run's would, on 64-byte boundaries (the BLAS kernels, it seems, take another code path, with other roundings, for
-a misaligned operand). A sweep (H from 2 to 128, B in {5, 8, 16, 20, 32, 64}, outputs and inputs 1 to 10) kept
-every member's bits exactly when H is a multiple of 4 (W's H*H floats per member are then a multiple of 16), and
-for H in {1, 2, 3} with one output; it broke them, for members after the first only, at every other H it tried
-(5, 6, 7, 9, 10, 14, 31, 50) and for one unit with several outputs. :func:`stackable` admits only those shapes, and tests/test_batched.py checks odd batch sizes,
-inputs and outputs at admitted ones. So a diverging member (NaN/Inf loss or gradient norm) stops alone, the
-others continue with the bits they would have without it, and a killed group resumes bit for bit, members at
-different steps included. Against the sequential path the numbers agree within float32 rounding only: batched
-matmuls and reductions round differently from mm and full reductions (see tests/test_batched.py for the
-tolerance). Tested on the CPU only; :func:`can_batch` sends only CPU groups here.
+A member's numbers do not depend on the others where its blocks of the stacked tensors start where a lone run's
+would, on 64-byte boundaries (the BLAS kernels, it seems, take another code path, with other roundings, for a
+misaligned operand). A sweep (H from 2 to 128, B in {5, 8, 16, 20, 32, 64}, outputs and inputs 1 to 10) kept every
+member's bits exactly when H is a multiple of 4 (W's H*H floats per member are then a multiple of 16), and for H in
+{1, 2, 3} with one output; it broke them, for members after the first only, at every other H it tried (5, 6, 7, 9,
+10, 14, 31, 50) and for one unit with several outputs. :func:`stackable` admits only those shapes, and
+tests/test_batched.py checks odd batch sizes, inputs and outputs at admitted ones. So a diverging member (NaN/Inf
+loss or gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
+resumes bit for bit, members at different steps included. Against the sequential path the numbers agree within
+float32 rounding only: batched matmuls and reductions round differently from mm and full reductions (see
+tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_batch` sends only CPU groups here.
 """
 
 from __future__ import annotations
