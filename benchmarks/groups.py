@@ -18,11 +18,12 @@ Shapes: the defaults (H=32, B=32, T=50, adding, tanh, Adam, --steps updates) and
 updates in the full runs, to keep the benchmark short). Pure steps are measured for every K of --k, full runs for
 the first. --sweep adds the shape rule's measurement: the pure-step ratio, batched group against one run, at
 K = the first of --k, T = 50, for hidden x batch_size from 64 to 8192 (what rnngrad.batched.MAX_BATCHED_CELLS
-rests on). --limit adds what bounds the batched ratio at the default shapes: a batched group's update time at
-K = 1, 2, 4, 12, 24, 48, fitted as a + b K (a: per-update cost, b: per-member cost), so that no K can beat
-t_one / b against one run's step t_one however small a gets; and the torch profiler's count of ATen ops per update
-(one run, and the group at each K), which says whether the per-member cost is kernels or dispatched ops. Prints
-and writes (--out) a JSON with the machine; --tiny runs every part at toy sizes in seconds (the test suite does).
+rests on). --limit adds what bounds the batched ratio at the default shapes: a batched group's update time at K = 1,
+2, 4, 12, 24, 48, fitted as a + b K (a: per-update cost, b: per-member cost), so that the ratio against one run's
+step t_one rises toward t_one / b as K grows (a fit: blocks scatter around it); and the torch profiler's count of
+ATen ops per update (one run, and the group at each K), which says whether the per-member cost is kernels or
+dispatched ops. Prints and writes (--out) a JSON with the machine; --tiny runs every part at toy sizes in seconds
+(the test suite does).
 """
 
 from __future__ import annotations
@@ -119,10 +120,9 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
     runs = started_runs(specs, root / "sequential")
     group = Group(started_runs(specs, root / "batched"))
 
-    def loop(run: Run, n: int) -> None:  # the body of train.Run.run
+    def loop(run: Run, n: int) -> None:
         for _ in range(n):
-            run.before_step()
-            run.end_step(run.train_step())
+            run_step(run)
 
     def batched(n: int) -> None:
         for _ in range(n):
@@ -145,6 +145,12 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
         for name, (fn, _) in modes.items():
             times[name].append(timed(fn))
     return {name: count / statistics.median(times[name]) for name, (_, count) in modes.items()}
+
+
+def run_step(run: Run) -> None:
+    """One iteration of the body of train.Run.run."""
+    run.before_step()
+    run.end_step(run.train_step())
 
 
 def started_runs(specs: list[dict], root: Path) -> list[Run]:
@@ -173,8 +179,7 @@ def batched_limit(specs: list[dict], root: Path, ks: list[int], run_steps: int, 
     one = started_runs(specs[:1], root / "one")[0]
 
     def one_step() -> None:
-        one.before_step()
-        one.end_step(one.train_step())
+        run_step(one)
 
     rows, t_ones = [], []
     for k in ks:
