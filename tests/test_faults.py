@@ -221,14 +221,19 @@ def test_batched_member_with_a_finite_loss_and_infinite_gradient_norm_stops_alon
 
 def test_run_folder_locked_by_a_live_job_is_not_written(datasets, tmp_path):  # noqa: F811
     """While a training job trains a group, a second one on the same folders stops before writing, naming the
-    folder and the live job (pid and host); the first job ends with the files of an undisturbed one. (Three runs:
-    the second job starts, a few seconds, while the first still has two to train.)"""
+    folder and the live job (pid and host); the first job ends with the files of an undisturbed one. The first job
+    is paused (SIGSTOP) while the second runs: alive and holding its locks however fast its runs train, so the test
+    does not race the second job's start-up against the first job's end."""
     specs = long_group(datasets, 3)
     train_group(specs, tmp_path / "clean", stack=False)
     runs = tmp_path / "runs"
     process = cli_train(tmp_path, specs, runs, "--sequential")
     wait_past_checkpoint(process, tmp_path / "train.log", runs / "m0")
-    assert cli_train(tmp_path / "second", specs, runs, "--sequential").wait(timeout=120) == 2
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        assert cli_train(tmp_path / "second", specs, runs, "--sequential").wait(timeout=120) == 2
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
     log = (tmp_path / "second" / "train.log").read_text()
     assert f"rnngrad train: {runs / 'm0'} is being written by pid {process.pid} on host" in log
     assert "group of" not in log  # it stopped before looking at the runs
