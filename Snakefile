@@ -40,7 +40,7 @@ RESULTS = rnngrad_config.results_root(config)
 FIGURES_DIR = rnngrad_config.figures_root(config)
 # The unit of execution: one training job per group of runs (rnngrad.groups); the plan files it writes give
 # each job its specs and each tables job its run folders, so no command line grows with the grid.
-GROUPS = rnngrad_groups.group_specs(SPECS, config["groups"]["max_runs"])
+GROUPS = rnngrad_groups.group_specs(SPECS, **config["groups"])
 PLAN_SHA256 = rnngrad_groups.write_plan(GROUPS, RESULTS)
 # figure -> the experiments whose tables it draws (none for theory figures)
 FIGURES = {

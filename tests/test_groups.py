@@ -26,7 +26,7 @@ def load(name: str) -> dict:
 def test_every_run_is_in_one_group_of_runs_that_share_their_cell(name):
     config = load(name)
     specs = configuration.expand(config)
-    groups = group_specs(specs, config["groups"]["max_runs"])
+    groups = group_specs(specs, **config["groups"])
     members = [(spec["experiment"], spec["run_id"]) for group in groups.values() for spec in group]
     assert sorted(members) == sorted((spec["experiment"], spec["run_id"]) for spec in specs)
     for (experiment, _), group in groups.items():
@@ -34,6 +34,24 @@ def test_every_run_is_in_one_group_of_runs_that_share_their_cell(name):
         assert {spec["experiment"] for spec in group} == {experiment}
         assert len({tuple(spec[axis] for axis in CELL_AXES) for spec in group}) == 1
         assert len({(spec["train_data"], spec["test_data"], spec["steps"], spec["hidden"]) for spec in group}) == 1
+
+
+def test_packed_groups_join_consecutive_cells_within_max_runs():
+    """miniature's pack_cells: each run once, in grid order, each job within one experiment and max_runs, and
+    made of whole groups of the cell rule."""
+    tiny = configuration.miniature(load("paper"))
+    specs = configuration.expand(tiny)
+    cells = group_specs(specs, tiny["groups"]["max_runs"])
+    packed = group_specs(specs, **tiny["groups"])
+    assert tiny["groups"]["pack_cells"] and len(packed) < len(cells) // 5
+    assert [s["run_id"] for group in packed.values() for s in group] == [s["run_id"] for s in specs]
+    cell_sizes = iter(len(group) for group in cells.values())
+    for (experiment, group_id), group in packed.items():
+        assert group_id.startswith("packed/g") and {s["experiment"] for s in group} == {experiment}
+        taken = 0
+        while taken < len(group):
+            taken += next(cell_sizes)
+        assert taken == len(group) <= tiny["groups"]["max_runs"]  # whole cell groups only
 
 
 def test_bad_group_size_is_refused():
@@ -45,7 +63,7 @@ def plan(config: dict, folder: Path, monkeypatch) -> dict:
     """The plan written under folder/results (the same relative paths for every folder)."""
     folder.mkdir()
     monkeypatch.chdir(folder)
-    return write_plan(group_specs(configuration.expand(config), config["groups"]["max_runs"]), "results")
+    return write_plan(group_specs(configuration.expand(config), **config["groups"]), "results")
 
 
 def test_a_changed_hyperparameter_changes_exactly_its_experiments_groups(tmp_path, monkeypatch):
@@ -74,10 +92,10 @@ def test_a_changed_grid_axis_changes_only_the_cells_it_touches(tmp_path, monkeyp
 def test_plan_files_are_rewritten_only_when_they_change(tmp_path, monkeypatch):
     config = load("smoke")
     first = plan(config, tmp_path / "a", monkeypatch)
-    experiment, group = next(iter(group_specs(configuration.expand(config), config["groups"]["max_runs"])))
+    experiment, group = next(iter(group_specs(configuration.expand(config), **config["groups"])))
     specs_file = Path(specs_path("results", experiment, group))
     stamp = specs_file.stat().st_mtime_ns
-    assert write_plan(group_specs(configuration.expand(config), config["groups"]["max_runs"]), "results") == first
+    assert write_plan(group_specs(configuration.expand(config), **config["groups"]), "results") == first
     assert specs_file.stat().st_mtime_ns == stamp
     run_dirs = read_run_list(run_list_path("results", experiment))
     assert len(run_dirs) == sum(spec["experiment"] == experiment for spec in configuration.expand(config))
@@ -114,7 +132,7 @@ def test_cost_estimate_counts_every_run_and_job():
     specs = configuration.expand(config)
     runs = estimate(config, specs)
     assert len(runs) == len(specs) and (runs.seconds > 0).all()
-    jobs = len(group_specs(specs, config["groups"]["max_runs"]))
+    jobs = len(group_specs(specs, **config["groups"]))
     assert f"Total: {len(specs)} runs in {jobs} training jobs" in report(runs)
     longer = copy.deepcopy(config)
     longer["train"]["steps"] *= 1000  # far beyond the noise of timing the same shapes twice

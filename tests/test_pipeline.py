@@ -107,7 +107,7 @@ def test_changed_hyperparameter_reruns_exactly_its_runs(smoke, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     specs = configuration.expand(config)
-    clipping_groups = [key for key in group_specs(specs, config["groups"]["max_runs"]) if key[0] == "clipping"]
+    clipping_groups = [key for key in group_specs(specs, **config["groups"]) if key[0] == "clipping"]
     expected = {"train": len(clipping_groups), "tables": 1, "figure_clipping": 1, "summary": 1, "manifest": 1, "all": 1}
     assert planned_jobs(smoke, "--configfile", str(changed)) == expected
 

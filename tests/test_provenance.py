@@ -61,7 +61,7 @@ def test_a_group_reports_its_member_and_each_run_its_progress(datasets, tmp_path
     specs = [make_spec(datasets, run_id=f"m{seed}", seed=seed, steps=20, eval_every=10) for seed in (0, 1)]
     train_group(specs, tmp_path, stack=False)
     log = capsys.readouterr().out
-    assert "group of 2 runs: 0 complete and kept, 2 to train one after another" in log
+    assert "group of 2 runs: 0 complete and kept, 2 to train\n2 runs from m0 one after another" in log
     assert "group member 1/2: m0" in log and "group member 2/2: m1" in log
     assert "m1: step 10/20: train loss" in log and "steps/s, ETA" in log
     assert "m0: completed after 20 steps" in log

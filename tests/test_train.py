@@ -133,7 +133,7 @@ def test_group_members_write_the_files_they_write_alone(datasets, tmp_path):
         for scale, activation in ((0.5, "tanh"), (2.0, "relu"), (1.0, "sigmoid"))
     ]
     status = train_group(specs, tmp_path / "group", stack=False)
-    assert status["path"] == "sequential"
+    assert [m["path"] for m in status["runs"]] == ["sequential"] * 3
     assert [m["run_id"] for m in status["runs"]] == ["g0.5", "g2.0", "g1.0"]
     assert not any(m["kept"] for m in status["runs"])
     for spec in specs:
@@ -155,12 +155,32 @@ def test_group_keeps_current_members_and_retrains_changed_or_damaged_ones(datase
 
 def test_group_takes_the_batched_path_where_it_is_faster(datasets, tmp_path):
     specs = [make_spec(datasets, run_id=f"s{seed}", seed=seed, steps=8) for seed in (0, 1, 2)]
-    assert train_group(specs, tmp_path)["path"] == "batched"
+    assert [m["path"] for m in train_group(specs, tmp_path)["runs"]] == ["batched"] * 3
     assert train_group(specs, tmp_path)["runs"] == [
-        {"run_id": s["run_id"], "status": "completed", "kept": True} for s in specs
+        {"run_id": s["run_id"], "status": "completed", "kept": True, "path": None} for s in specs
     ]
     big = [make_spec(datasets, run_id=f"b{seed}", seed=seed, steps=2, hidden=128, batch_size=64) for seed in (0, 1)]
-    assert train_group(big, tmp_path)["path"] == "sequential"  # hidden x batch above the batched path's limit
+    paths = [m["path"] for m in train_group(big, tmp_path)["runs"]]
+    assert paths == ["sequential"] * 2  # hidden x batch above the batched path's limit
+
+
+def test_packed_group_trains_each_cell_as_its_own_group_would(datasets, tmp_path):
+    """A group packing several cells (groups.pack_cells) stacks the runs that share their shapes, interleaved
+    or not, trains a lone run of its part one after another, and every member's files equal those of the cell's
+    own group, byte for byte."""
+    tanh = [make_spec(datasets, run_id=f"tanh{seed}", seed=seed, steps=6) for seed in (0, 1)]
+    relu = [make_spec(datasets, run_id=f"relu{seed}", seed=seed, steps=6, activation="relu") for seed in (0, 1)]
+    copy = [make_spec(datasets, run_id="copy0", steps=6, task="copy")]
+    packed = [tanh[0], relu[0], copy[0], tanh[1], relu[1]]
+    status = train_group(packed, tmp_path / "packed")
+    paths = {m["run_id"]: m["path"] for m in status["runs"]}
+    assert paths == {"tanh0": "batched", "relu0": "batched", "copy0": "sequential", "tanh1": "batched",
+                     "relu1": "batched"}  # fmt: skip
+    assert [m["run_id"] for m in status["runs"]] == [s["run_id"] for s in packed]
+    for cell in (tanh, relu, copy):
+        train_group(cell, tmp_path / "cells")
+        for spec in cell:
+            assert run_files(tmp_path / "packed" / spec["run_id"]) == run_files(tmp_path / "cells" / spec["run_id"])
 
 
 def test_group_resumes_after_sigkill_with_identical_files(datasets, tmp_path):

@@ -24,6 +24,7 @@ tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_bat
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -66,6 +67,15 @@ def stackable(specs: list[dict]) -> bool:
 
 # The papers' methods the stacked update does not implement: a group using one trains one run after another.
 UNSTACKED_METHODS = ("regularizer", "fresh_data", "until_solved", "train_lengths", "eval_lengths")
+
+
+def stack_parts(specs: list[dict]) -> list[list[int]]:
+    """The specs' indices split into parts that share :data:`SHARED_KEYS`, in order of first appearance: a group
+    packing several cells (``groups.pack_cells``) holds runs of different lengths or activations."""
+    parts: dict[str, list[int]] = {}
+    for index, spec in enumerate(specs):
+        parts.setdefault(json.dumps([spec[key] for key in SHARED_KEYS], sort_keys=True), []).append(index)
+    return list(parts.values())
 
 
 def unstacked_methods(specs: list[dict]) -> list[str]:

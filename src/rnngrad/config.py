@@ -324,7 +324,7 @@ MINIATURE = {  # what `miniature` sets everywhere: the sizes that make a grid's 
     "train": {"steps": 2, "hidden": 8, "batch_size": 4, "eval_every": 1, "checkpoint_every": 1},
     "logging": {"every": None, "spectra_every": None, "at": [], "log_batch": 2, "jacobian_samples": 1},
     "data": {"n_train": 16, "n_test": 8},
-    "groups": {"max_runs": 65},  # a whole paper grid cell per job: the same runs and rules in about 100 jobs
+    "groups": {"max_runs": 390, "pack_cells": True},  # six paper grid cells per job: the same runs and rules in 13 jobs
 }
 
 
@@ -353,7 +353,8 @@ def paper_budget(config: dict) -> dict:
 def miniature(config: dict) -> dict:
     """The same grid (every experiment, every run and group, every figure) at tiny sizes, under its own output
     root ``{name}-tiny``: a check that a big grid runs end to end through every rule before it is submitted.
-    One-unit experiments keep hidden = 1; groups are larger, so that start-up does not dominate the check."""
+    One-unit experiments keep hidden = 1; cells are packed into jobs of up to 390 runs (``groups.pack_cells``),
+    so that process start-up does not dominate the check."""
     tiny = copy.deepcopy(config)
     tiny["name"] = f"{config['name']}-tiny"
     tiny["data"].update(MINIATURE["data"])

@@ -65,7 +65,7 @@ def estimate(config: dict, specs: list[dict]) -> pd.DataFrame:
     costs: dict[tuple, dict[str, float]] = {}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for (experiment, group), members in group_specs(specs, config["groups"]["max_runs"]).items():
+        for (experiment, group), members in group_specs(specs, **config["groups"]).items():
             for index, spec in enumerate(members):
                 key = shape(spec)
                 if key not in costs:

@@ -10,6 +10,12 @@ cut into consecutive groups of at most ``groups.max_runs`` runs (a config key). 
 - ``max_runs`` sizes a job: small enough to keep every core busy and to keep a cluster job within its time
   limit, large enough that start-up is a small part of it.
 
+``groups.pack_cells: true`` then joins an experiment's consecutive groups into jobs of at most ``max_runs`` runs
+(ids ``packed/g{index}``): for grids of many small cells, such as ``rnngrad miniature``'s, where start-up would
+dominate. A job then trains each set of runs that share their shapes apart (:func:`rnngrad.batched.stack_parts`),
+and a changed cell reruns its pack (and the packs after it where its number of runs changed), whose unchanged
+runs are kept as complete.
+
 Each group's specs reach its job as a file, ``{results}/groups/{experiment}/{group}/specs.json``, and each
 experiment's run folders as ``{results}/groups/{experiment}/runs.txt``: command lines never grow with the number of
 runs. :func:`write_plan` writes them when the workflow is planned (rewriting a file only when its content changes)
@@ -34,8 +40,9 @@ def cell_id(spec: dict) -> str:
     return f"{spec['task']}/T{spec['T']}/{arch}"
 
 
-def group_specs(specs: list[dict], max_runs: int) -> dict[tuple[str, str], list[dict]]:
-    """(experiment, group id) -> the group's specs, in grid order; group ids are ``{cell}/g{index}``."""
+def group_specs(specs: list[dict], max_runs: int, pack_cells: bool = False) -> dict[tuple[str, str], list[dict]]:
+    """(experiment, group id) -> the group's specs, in grid order; group ids are ``{cell}/g{index}``, or
+    ``packed/g{index}`` with ``pack_cells``."""
     if max_runs < 1:
         raise ValueError(f"groups.max_runs: must be >= 1, got {max_runs!r}")
     cells: dict[tuple[str, str], list[dict]] = {}
@@ -45,7 +52,22 @@ def group_specs(specs: list[dict], max_runs: int) -> dict[tuple[str, str], list[
     for (experiment, cell), members in cells.items():
         for index, start in enumerate(range(0, len(members), max_runs)):
             groups[(experiment, f"{cell}/g{index}")] = members[start : start + max_runs]
-    return groups
+    return _packed(groups, max_runs) if pack_cells else groups
+
+
+def _packed(groups: dict[tuple[str, str], list[dict]], max_runs: int) -> dict[tuple[str, str], list[dict]]:
+    """An experiment's consecutive groups joined while a job stays within ``max_runs`` runs."""
+    packs: dict[str, list[list[dict]]] = {}
+    for (experiment, _), members in groups.items():
+        experiment_packs = packs.setdefault(experiment, [[]])
+        if len(experiment_packs[-1]) + len(members) > max_runs:
+            experiment_packs.append([])
+        experiment_packs[-1].extend(members)
+    return {
+        (experiment, f"packed/g{index}"): members
+        for experiment, experiment_packs in packs.items()
+        for index, members in enumerate(experiment_packs)
+    }
 
 
 def specs_path(results: str, experiment: str, group: str) -> str:

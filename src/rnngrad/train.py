@@ -417,7 +417,9 @@ def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1, stack
 
     Members already complete (same spec, same training code, files intact) are kept, so a group killed part-way
     resumes where it stopped: finished members are kept, interrupted ones resume from their checkpoints.
-    Returns the group's status: each member's outcome, whether it was kept, the path taken and the wall time.
+    Only runs that share their shapes and hyperparameters are stacked together (:func:`rnngrad.batched.stack_parts`):
+    a group packing several cells (``groups.pack_cells``) trains them part by part.
+    Returns the group's status: each member's outcome, whether it was kept, its path and the group's wall time.
     The members' folders are locked for the whole job (:func:`rnngrad.io.locked_folders`): a folder that another
     live process is writing into stops the job before it writes anything.
     """
@@ -428,27 +430,38 @@ def train_group(specs: list[dict], runs_dir: str | Path, threads: int = 1, stack
 
 
 def _train_group(specs: list[dict], out_dirs: list[Path], threads: int, stack: bool) -> dict:
-    from rnngrad.batched import can_batch, train_batched, unstacked_methods  # it builds on Run: not at the top
+    from rnngrad import batched  # it builds on Run: not at the top
 
     kept = {i: completed_status(spec, out_dir) for i, (spec, out_dir) in enumerate(zip(specs, out_dirs, strict=True))}
     todo = [i for i, status in kept.items() if status is None]
-    batched = stack and can_batch([specs[i] for i in todo])
-    methods = unstacked_methods(specs) if stack else []
-    why = f" (the batched path does not implement {', '.join(methods)})" if methods else ""
-    print(f"group of {len(specs)} runs: {len(specs) - len(todo)} complete and kept, {len(todo)} to train "
-          f"{'stacked (batched path)' if batched else 'one after another' + why}", flush=True)  # fmt: skip
+    print(f"group of {len(specs)} runs: {len(specs) - len(todo)} complete and kept, {len(todo)} to train", flush=True)
     start = time.perf_counter()
-    if batched:
-        trained = train_batched([specs[i] for i in todo], [out_dirs[i] for i in todo])
-    else:
-        trained = []
-        for position, i in enumerate(todo, start=1):
-            print(f"group member {position}/{len(todo)}: {specs[i]['run_id']}", flush=True)
-            trained.append(train(specs[i], out_dirs[i]))
-    statuses = {**kept, **dict(zip(todo, trained, strict=True))}
-    members = [
-        {"run_id": spec["run_id"], "status": statuses[i]["status"], "kept": kept[i] is not None}
+    trained, paths = {}, {}
+    for part in batched.stack_parts([specs[i] for i in todo]):
+        members = [todo[j] for j in part]
+        part_specs = [specs[i] for i in members]
+        stacked = stack and batched.can_batch(part_specs)
+        methods = batched.unstacked_methods(part_specs) if stack else []
+        why = f" (the batched path does not implement {', '.join(methods)})" if methods else ""
+        print(f"{len(members)} runs from {part_specs[0]['run_id']} "
+              f"{'stacked (batched path)' if stacked else 'one after another' + why}", flush=True)  # fmt: skip
+        if stacked:
+            statuses = batched.train_batched(part_specs, [out_dirs[i] for i in members])
+        else:
+            statuses = []
+            for position, i in enumerate(members, start=1):
+                print(f"group member {position}/{len(members)}: {specs[i]['run_id']}", flush=True)
+                statuses.append(train(specs[i], out_dirs[i]))
+        trained.update(zip(members, statuses, strict=True))
+        paths.update(dict.fromkeys(members, "batched" if stacked else "sequential"))
+    outcomes = [
+        {
+            "run_id": spec["run_id"],
+            "status": (kept[i] or trained[i])["status"],
+            "kept": kept[i] is not None,
+            "path": paths.get(i),  # None for a kept member
+        }
         for i, spec in enumerate(specs)
     ]
     seconds = round(time.perf_counter() - start, 3)
-    return {"runs": members, "path": "batched" if batched else "sequential", "seconds": seconds, "threads": threads}
+    return {"runs": outcomes, "seconds": seconds, "threads": threads}

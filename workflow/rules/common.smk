@@ -7,16 +7,16 @@ def group_members(wildcards):
 
 
 def group_inputs(wildcards):
-    """A group's spec file, the datasets its runs share (no training file where every minibatch is generated
-    fresh; a test file per extra evaluation length) and the training code (one input function: Snakemake inspects
-    each one per job)."""
-    first = group_members(wildcards)[0]
+    """A group's spec file, the datasets its runs read (no training file where every minibatch is generated
+    fresh; a test file per extra evaluation length; several cells' files in a packed group) and the training
+    code (one input function: Snakemake inspects each one per job)."""
+    members = group_members(wildcards)
     return {
         "specs": rnngrad_groups.specs_path(
             RESULTS, wildcards.experiment, wildcards.group
         ),
-        "train": [first["train_data"]] if first["train_data"] else [],
-        "test": [first["test_data"], *first["eval_data"]],
+        "train": sorted({s["train_data"] for s in members if s["train_data"]}),
+        "test": sorted({p for s in members for p in (s["test_data"], *s["eval_data"])}),
         "code": TRAINING_CODE,
     }
 
