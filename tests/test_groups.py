@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +127,28 @@ def test_no_command_line_grows_with_the_grid(tmp_path):
     commands = [line for line in result.stdout.splitlines() if "python -m rnngrad" in line]
     assert any(" train " in c for c in commands) and any(" tables " in c for c in commands)
     assert max(len(c) for c in commands) < 1000
+
+
+def test_a_packed_job_takes_every_members_datasets_as_inputs(tmp_path):
+    """The tiny paper grid packs cells of several lengths into a job: Snakemake must make every member's datasets
+    (and each extra evaluation length's) before the job starts, not only its first member's."""
+    workdir = copy_workflow(tmp_path)
+    tiny_config = configuration.miniature(load("paper"))
+    tiny = workdir / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(tiny_config))
+    result = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--configfile", str(tiny), "--cores", "1"],
+        cwd=workdir, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    jobs = re.findall(r"^rule train:\n    input: (.*)\n    output: (\S+)/status.json$", result.stdout, re.MULTILINE)
+    assert len(jobs) == len(group_specs(configuration.expand(tiny_config), **tiny_config["groups"]))
+    lengths_seen = set()
+    for inputs, group_dir in jobs:
+        members = json.loads((workdir / group_dir / "specs.json").read_text())
+        needed = {p for s in members for p in (s["train_data"], s["test_data"], *s["eval_data"]) if p}
+        assert needed <= set(inputs.split(", ")), group_dir
+        lengths_seen.add(len({s["T"] for s in members}))
+    assert max(lengths_seen) > 1  # some job does pack several lengths
 
 
 def test_cost_estimate_counts_every_run_and_job():
