@@ -115,32 +115,34 @@ def test_miniature_keeps_every_run_and_figure_at_two_steps():
     assert paper["train"]["steps"] == 20000  # not mutated
 
 
-def test_no_command_line_grows_with_the_grid(tmp_path):
-    """The paper grid's plan: every job's shell command is short (one argument is capped at 128 kB by Linux)."""
-    workdir = copy_workflow(tmp_path)
-    tiny = workdir / "tiny.yaml"
-    tiny.write_text(yaml.safe_dump(configuration.miniature(load("paper"))))
-    result = subprocess.run(
-        [str(BIN / "snakemake"), "-n", "--printshellcmds", "--configfile", str(tiny), "--cores", "1"],
-        cwd=workdir, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    commands = [line for line in result.stdout.splitlines() if "python -m rnngrad" in line]
-    assert any(" train " in c for c in commands) and any(" tables " in c for c in commands)
-    assert max(len(c) for c in commands) < 1000
-
-
-def test_a_packed_job_takes_every_members_datasets_as_inputs(tmp_path):
-    """The tiny paper grid packs cells of several lengths into a job: Snakemake must make every member's datasets
-    (and each extra evaluation length's) before the job starts, not only its first member's."""
-    workdir = copy_workflow(tmp_path)
+@pytest.fixture(scope="module")
+def tiny_paper_plan(tmp_path_factory) -> tuple[Path, dict, str]:
+    """The tiny paper grid planned by `snakemake -n --printshellcmds` in a copy of the workflow: its folder, its
+    config and what Snakemake printed."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny-paper"))
     tiny_config = configuration.miniature(load("paper"))
     tiny = workdir / "tiny.yaml"
     tiny.write_text(yaml.safe_dump(tiny_config))
     result = subprocess.run(
-        [str(BIN / "snakemake"), "-n", "--configfile", str(tiny), "--cores", "1"],
+        [str(BIN / "snakemake"), "-n", "--printshellcmds", "--configfile", str(tiny), "--cores", "1"],
         cwd=workdir, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    jobs = re.findall(r"^rule train:\n    input: (.*)\n    output: (\S+)/status.json$", result.stdout, re.MULTILINE)
+    return workdir, tiny_config, result.stdout
+
+
+def test_no_command_line_grows_with_the_grid(tiny_paper_plan):
+    """The paper grid's plan: every job's shell command is short (one argument is capped at 128 kB by Linux)."""
+    _, _, printed = tiny_paper_plan
+    commands = [line for line in printed.splitlines() if "python -m rnngrad" in line]
+    assert any(" train " in c for c in commands) and any(" tables " in c for c in commands)
+    assert max(len(c) for c in commands) < 1000
+
+
+def test_a_packed_job_takes_every_members_datasets_as_inputs(tiny_paper_plan):
+    """The tiny paper grid packs cells of several lengths into a job: Snakemake must make every member's datasets
+    (and each extra evaluation length's) before the job starts, not only its first member's."""
+    workdir, tiny_config, printed = tiny_paper_plan
+    jobs = re.findall(r"^rule train:\n    input: (.*)\n    output: (\S+)/status.json$", printed, re.MULTILINE)
     assert len(jobs) == len(group_specs(configuration.expand(tiny_config), **tiny_config["groups"]))
     lengths_seen = set()
     for inputs, group_dir in jobs:
