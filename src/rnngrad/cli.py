@@ -114,7 +114,13 @@ def cmd_reproduce(args) -> None:
     from rnngrad.reproduce import write_report
 
     claims = dict(item.split("=", 1) for item in args.claims)
-    print(write_report(args.published, claims, args.title, args.out), end="")
+    print(write_report(args.published, claims, args.title, args.out, args.success), end="")
+
+
+def cmd_power(args) -> None:
+    from rnngrad.reproduce import power_table
+
+    print(power_table(args.published, args.claims), end="")
 
 
 def cmd_paper_budget(args) -> None:
@@ -207,8 +213,16 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--published", required=True, help="the claims file (config/reproduce/published.yaml)")
     rep.add_argument("--title", required=True, help="the report's title (the config's name)")
     rep.add_argument("--out", required=True, action="append", help="a markdown path to write (repeatable)")
+    rep.add_argument(
+        "--success", type=json.loads, help="the config's success criterion per task as JSON (the sensitivity line)"
+    )
     rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
     rep.set_defaults(func=cmd_reproduce)
+
+    pow_ = stages.add_parser("power", help="the seeds each claim needs for 80% power under its rule")
+    pow_.add_argument("published", help="the claims file (config/reproduce/published.yaml)")
+    pow_.add_argument("claims", nargs="*", help="claim ids (default: every claim)")
+    pow_.set_defaults(func=cmd_power)
 
     pap = stages.add_parser("paper-budget", help="a reproduction config at the paper's budget (reproduce.paper)")
     pap.add_argument("config")

@@ -1,19 +1,25 @@
-"""Score published claims against an experiment's tables: a measured value with a 95% interval, the budget spent
-against the paper's, and a verdict decided by a stated rule.
+"""Score published claims against an experiment's tables: a measured value with its interval, the budget spent
+against the paper's, the power of the seeds run, and a verdict decided by a stated rule, raw and adjusted for the
+claim's family.
 
 A claim (config/reproduce/published.yaml) names the runs it is about (``select``: column -> value on the runs
-table), a per-run ``measure`` (see :data:`MEASURES`), the published value or statement, the paper's budget, and a
-``rule``. Shares of seeds get Wilson score intervals, medians a seeded percentile bootstrap, and a contrast between
-two sets of runs ("A above B") Newcombe's hybrid score interval for a difference of shares (built from the two
-Wilson intervals) or a bootstrap interval for a difference of medians.
+table), a per-run ``measure`` (see :data:`MEASURES`), the published value or statement, the paper's budget, its
+``family`` (a figure or a section) and a ``rule``. Shares of seeds get Wilson score intervals, a contrast of two
+shares ("A above B", "A comparable to B") Newcombe's hybrid score interval, and medians the exact order-statistic
+(binomial) interval with its real coverage: a median of fewer than 6 values cannot reach 95%, and says so.
 
-Verdicts (every rule below is written into the report row that uses it):
-- the interval lies wholly on the claim's side (``match``: holds the published value) -> reproduced;
-- it lies wholly on the other side -> contradicted, unless the runs had less than the paper's budget (or the paper's
-  budget is not known) and more training could move the measure towards the claim (a solved share can only rise,
-  a loss ratio only fall; a contrast or an undirected measure could move either way): then not reproduced at this
-  budget;
-- it straddles the claim's bound -> not reproduced at this budget (too few seeds or updates to decide).
+Verdicts (each report row writes out the rule that decided it):
+- the interval lies wholly on the claim's side -> reproduced, except a claim that something fails (``failure``):
+  below the paper's budget an untrained model and one that cannot learn look alike, so it is reproduced only at the
+  paper's budget or beside its positive control (``control``: a claim of the same report about a model that should
+  learn, same task and lengths, no more updates) that is itself reproduced;
+- it lies wholly on the other side -> contradicted at the paper's budget; below it, contradicted only where more
+  training cannot move the measure back (a share of runs that stop once solved can only rise); else not reproduced
+  at this budget;
+- it straddles the claim's bound, or its coverage cannot reach 95% -> not reproduced at this budget.
+The budget of a claim is the smallest over every run of every arm it compares. Claims of one family in a report are
+adjusted by Holm's step-down (the intervals recomputed at level 0.05 / m, 0.05 / (m - 1), ...). A sensitivity line
+gives the verdict with the success threshold halved and doubled.
 """
 
 from __future__ import annotations
@@ -22,173 +28,266 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from rnngrad import tasks
 from rnngrad.io import atomic_write
 
-Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
+ALPHA = 0.05  # every interval is 1 - ALPHA (two-sided) before Holm's adjustment
+POWER_TARGET = 0.8
+MAX_SEEDS = 200  # the largest number of seeds an arm `seeds_needed` looks at
+SENSITIVITY = (0.5, 2.0)  # the success threshold halved and doubled
 REPRODUCED, NOT_AT_BUDGET, CONTRADICTED = "reproduced", "not reproduced at this budget", "contradicted"
-RULE_KINDS = ("match", "at_least", "at_most", "greater")
+RULE_KINDS = ("at_least", "at_most", "greater", "equivalent", "any")
+CONTRASTS = ("greater", "equivalent")  # rules comparing the claimed runs with others (``than``)
 EXTREMES = {"longest": "max", "shortest": "min"}  # select values: the largest or smallest value of that column
 
 
 class ClaimError(ValueError):
-    """A claim that cannot be scored (bad field, or no run matches its selection); the message names the claim."""
+    """A claim that cannot be scored (bad field, no run matches, a degenerate value); the message names it."""
 
 
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+def z_of(level: float) -> float:
+    """The normal quantile of a two-sided interval at confidence ``level``."""
+    return NormalDist().inv_cdf(1 - (1 - level) / 2)
+
+
+def wilson(successes: int, n: int, level: float = 1 - ALPHA) -> tuple[float, float]:
     """Wilson score interval for a share of ``successes`` out of ``n`` (Wilson 1927)."""
     if n < 1 or not 0 <= successes <= n:
         raise ValueError(f"wilson: need 0 <= successes <= n and n >= 1, got {successes}/{n}")
+    low, high = wilson_bounds(np.array([successes]), n, level)
+    return float(low[0]), float(high[0])
+
+
+def wilson_bounds(successes: np.ndarray, n: int, level: float = 1 - ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson bounds for an array of success counts out of ``n`` (the power sums need every count at once)."""
+    z = z_of(level)
     p = successes / n
     denominator = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    # at 0 and n the closed form's bound is exactly 0 or 1; rounding must not move it off the published value
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
+    half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    # at 0 and n the closed form's bound is exactly 0 or 1; rounding must not move it off
+    low = np.where(successes == 0, 0.0, np.maximum(0.0, centre - half))
+    high = np.where(successes == n, 1.0, np.minimum(1.0, centre + half))
     return low, high
 
 
-def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
-    """95% interval for p1 - p2 by Newcombe's hybrid score method (1998, method 10), from the two Wilson
-    intervals: it stays inside [-1, 1] and behaves at 0 and n successes, where the Wald interval does not."""
+def newcombe(k1, n1: int, k2, n2: int, level: float = 1 - ALPHA):
+    """Interval for p1 - p2 by Newcombe's hybrid score method (1998, method 10), from the two Wilson intervals:
+    it stays inside [-1, 1] and behaves at 0 and n successes, where the Wald interval does not. Counts may be
+    arrays (broadcast against each other)."""
+    k1, k2 = np.asarray(k1), np.asarray(k2)
     p1, p2 = k1 / n1, k2 / n2
-    (l1, u1), (l2, u2) = wilson(k1, n1, z), wilson(k2, n2, z)
+    (l1, u1), (l2, u2) = wilson_bounds(k1, n1, level), wilson_bounds(k2, n2, level)
     d = p1 - p2
-    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    low, high = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
 
 
-def _bootstrap_medians(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    picks = rng.integers(0, len(values), size=(resamples, len(values)))
-    return np.median(values[picks], axis=1)
+def binomial_pmf(n: int, p: float) -> np.ndarray:
+    return np.array([math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)])
 
 
-def _percentile_interval(statistics: np.ndarray) -> tuple[float, float]:
-    """The 2.5% and 97.5% percentiles, taken as values of the sample (no interpolation between an Inf and a
-    finite value)."""
-    low, high = np.percentile(statistics, [2.5, 97.5], method="inverted_cdf")
-    return float(low), float(high)
+def order_statistic_interval(values, level: float = 1 - ALPHA) -> tuple[float, float, float]:
+    """(low, high, coverage): the exact distribution-free interval [x_(j), x_(n+1-j)] for a median, j the largest
+    rank whose coverage 1 - 2 P(Binomial(n, 1/2) < j) is at least ``level``. When even [min, max] falls short
+    (n < 6 at 95%), it is [min, max] with its real coverage below ``level``."""
+    values = np.sort(np.asarray(values, dtype=float))
+    n = len(values)
+    if n == 0 or np.isnan(values).any():
+        raise ValueError(f"order_statistic_interval: need values that are not NaN, got {values}")
+    tail = np.cumsum(binomial_pmf(n, 0.5))  # P(B <= i)
+    j = 1
+    while j + 1 <= (n + 1) // 2 and 1 - 2 * tail[j] >= level:  # rank j + 1 still covers
+        j += 1
+    return float(values[j - 1]), float(values[n - j]), float(1 - 2 * tail[j - 1])
 
 
-def bootstrap_median(
-    values, seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
-) -> tuple[float, float, float]:
-    """(median, 2.5% and 97.5% percentiles of the bootstrap medians): a percentile interval, the same numbers for
-    the same values and seed. +-Inf values are allowed (a diverged run's loss), NaN is not."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0 or np.isnan(values).any():
-        raise ValueError(f"bootstrap_median: need values that are not NaN, got {values}")
-    medians = _bootstrap_medians(values, np.random.default_rng(seed), resamples)
-    low, high = _percentile_interval(medians)
-    return float(np.median(values)), low, high
-
-
-def bootstrap_median_difference(
-    a, b, seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
-) -> tuple[float, float, float]:
-    """median(a) - median(b) with a percentile interval, each group resampled on its own."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    rng = np.random.default_rng(seed)
-    differences = _bootstrap_medians(a, rng, resamples) - _bootstrap_medians(b, rng, resamples)
-    low, high = _percentile_interval(differences)
-    return float(np.median(a) - np.median(b)), low, high
+def seeds_for_coverage(level: float = 1 - ALPHA) -> int:
+    """The fewest values whose [min, max] covers the median with probability ``level`` (6 at 95%)."""
+    return next(n for n in range(1, 64) if 1 - 2 * 0.5**n >= level)
 
 
 # ----- per-run measures -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class Values:
+    """A measure's per-run values, what was dropped and why, and the lengths it was read at."""
+
+    values: pd.Series
+    dropped: dict[str, str]
+    lengths: str
+
+
+@dataclass(frozen=True)
 class Measure:
-    """A per-run value read from an experiment's tables. ``statistic``: share (of runs where it is true, Wilson)
-    or median (bootstrap). ``training``: how more updates can move it (raises, lowers or either)."""
+    """A per-run value read from an experiment's tables. ``statistic``: share (of runs where it is true) or
+    median. ``values(tables, runs, params, criteria, factor)``: ``factor`` scales the success threshold (the
+    sensitivity line); None where the measure has no threshold."""
 
     statistic: str
-    training: str
     tables: tuple[str, ...]
-    values: Callable[[dict[str, pd.DataFrame], pd.DataFrame, dict], pd.Series]
+    values: Callable[..., Values]
     describe: str
+    threshold: bool  # whether the measure has a success threshold to vary
 
 
-def _solved(tables, runs, params) -> pd.Series:
-    return runs.set_index("run_id")["solved"].astype(bool)
+def _lengths(runs: pd.DataFrame) -> str:
+    return "T = " + ", ".join(f"{t:g}" for t in sorted(runs["T"].unique()))
 
 
-def _loss_ratio(tables, runs, params) -> pd.Series:
-    """Final test loss over the memoryless baseline's; a diverged run (NaN or Inf loss) counts as +Inf."""
-    ratio = runs.set_index("run_id").eval("final_loss / baseline_loss")
-    return ratio.where(np.isfinite(ratio), np.inf)
+def tolerance_scaled(task: str, criterion: dict, factor: float) -> dict:
+    """The task's success criterion with the error it tolerates times ``factor``: ``max_errors`` for the errors
+    criterion; for the metric criterion 1 - the accuracy threshold, or the adding task's MSE fraction."""
+    if criterion["criterion"] == "errors":
+        return {**criterion, "max_errors": criterion["max_errors"] * factor}
+    key = tasks.get(task).SUCCESS_KEY
+    threshold = criterion["threshold"]
+    if key == "solved_accuracy":
+        return {**criterion, "threshold": 1 - (1 - threshold) * factor}
+    if key == "solved_mse_fraction":
+        return {**criterion, "threshold": threshold * factor}
+    raise ClaimError(f"task {task}: no tolerance to scale in its success key {key}")
 
 
-def _errors_at_longest(tables, runs, params) -> pd.Series:
-    """Share of test sequences counted wrong (the task's error rule) at the final evaluation, on the longest length
-    each run was tested at (the lengths table: its T and its extra ``eval_lengths``). A run without a final test
-    (diverged) counts as all wrong."""
+def _criterion(criteria: dict, task: str, factor: float) -> dict:
+    if task not in criteria:
+        raise ClaimError(f"no success criterion for task {task!r}; given: {criteria}")
+    return tolerance_scaled(task, criteria[task], factor)
+
+
+def _solved(tables, runs, params, criteria, factor) -> Values:
+    """Whether each run solved its task at its final evaluation (a diverged run did not). The runs table's own
+    column at factor 1, else the criterion with its tolerance scaled, on the run's final metric and error share."""
+    frame = runs.set_index("run_id")
+    if factor == 1:
+        missing = frame.index[frame["solved"].isna()]
+        if len(missing):
+            raise ClaimError(f"run {missing[0]}: solved is missing (NaN); NaN never counts as solved")
+        return Values(frame["solved"].astype(bool), {}, _lengths(runs))
+    solved = {
+        run: row["status"] == "completed"
+        and tasks.reached(
+            row["task"], _criterion(criteria, row["task"], factor), row["final_metric"],
+            row["final_error_rate"], row["baseline_loss"],
+        )
+        for run, row in frame.iterrows()
+    }  # fmt: skip
+    return Values(pd.Series(solved, dtype=bool), {}, _lengths(runs))
+
+
+def _solved_at_every_length(tables, runs, params, criteria, factor) -> Values:
+    """Whether each run meets the success criterion at every length it was tested at (the lengths table: its
+    trained test set and every extra ``eval_lengths``): "the same trained model" made no errors at each. A run
+    without a final test (diverged) meets it nowhere."""
     lengths = tables["lengths"]
     rows = lengths[lengths["run_id"].isin(runs["run_id"])]
-    longest = rows[rows["length"] == rows.groupby("run_id")["length"].transform("max")]
-    return longest.set_index("run_id")["error_rate"].reindex(runs["run_id"]).fillna(1.0)
+    if factor != 1:
+        rows = rows.assign(
+            solved=[
+                tasks.reached(task, _criterion(criteria, task, factor), metric, error, baseline)
+                for task, metric, error, baseline in zip(
+                    rows["task"], rows["metric"], rows["error_rate"], rows["baseline_loss"], strict=True
+                )
+            ]
+        )
+    every = rows.groupby("run_id")["solved"].all().reindex(runs["run_id"]).fillna(False).astype(bool)
+    tested = ", ".join(f"{n:g}" for n in sorted(rows["length"].unique()))
+    return Values(every, {}, f"tested at lengths {tested}")
 
 
-def _dldh_rate(tables, runs, params) -> pd.Series:
+def _loss_ratio(tables, runs, params, criteria, factor) -> Values:
+    """Final test loss over the memoryless baseline's; a diverged run (NaN or Inf loss) counts as +Inf."""
+    ratio = runs.set_index("run_id").eval("final_loss / baseline_loss")
+    return Values(ratio.where(np.isfinite(ratio), np.inf), {}, _lengths(runs))
+
+
+def _dldh_rate(tables, runs, params, criteria, factor) -> Values:
     """Per-step log growth of ||dL_t/dh_k|| with the distance t - k, at training step ``params['step']``: the slope
     of a least-squares line through log ||dL_t/dh_k|| against t - k for the last target t (negative: it decays
-    exponentially as it travels back)."""
+    exponentially as it travels back). A run with no rows at that step is dropped, and the row says so."""
     gradients = tables["gradients"]
-    rows = gradients[(gradients["step"] == params["step"]) & gradients["run_id"].isin(runs["run_id"])]
+    step = params["step"]
+    rows = gradients[(gradients["step"] == step) & gradients["run_id"].isin(runs["run_id"])]
     rows = rows[rows["t"] == rows.groupby("run_id")["t"].transform("max")]
-    rates = {}
-    for run, frame in rows.groupby("run_id"):
-        by_distance = frame.groupby("distance")["dLdh_norm"].mean()
+    rates, dropped = {}, {}
+    for run in runs["run_id"]:
+        by_distance = rows[rows["run_id"] == run].groupby("distance")["dLdh_norm"].mean()
+        if by_distance.empty:
+            dropped[run] = f"no gradient rows at step {step}"
+            continue
         finite = by_distance[(by_distance > 0) & np.isfinite(by_distance)]
+        if len(finite) < 2:
+            raise ClaimError(f"run {run}: {len(finite)} finite positive ||dL/dh_k|| at step {step}; a slope needs 2")
         rates[run] = np.polyfit(finite.index.to_numpy(float), np.log(finite.to_numpy()), 1)[0]
-    return pd.Series(rates, dtype=float)
+    return Values(pd.Series(rates, dtype=float), dropped, f"{_lengths(runs)}, step {step}")
 
 
 MEASURES = {
-    "solved": Measure("share", "raises", ("runs",), _solved, "share of seeds that solved the task"),
-    "loss_ratio": Measure(
-        "median", "lowers", ("runs",), _loss_ratio, "final test loss / the memoryless baseline's loss"
+    "solved": Measure("share", ("runs",), _solved, "share of seeds that solved the task", True),
+    "solved_at_every_length": Measure(
+        "share",
+        ("runs", "lengths"),
+        _solved_at_every_length,
+        "share of seeds that succeed at every tested length",
+        True,
     ),
-    "errors_at_longest": Measure(
-        "median", "lowers", ("runs", "lengths"), _errors_at_longest, "test error share at the longest tested length"
-    ),
-    "dldh_rate": Measure(
-        "median", "either", ("runs", "gradients"), _dldh_rate, "slope of log ||dL/dh_k|| per step back"
-    ),
+    "loss_ratio": Measure("median", ("runs",), _loss_ratio, "final test loss / the memoryless baseline's loss", False),
+    "dldh_rate": Measure("median", ("runs", "gradients"), _dldh_rate, "slope of log ||dL/dh_k|| per step back", False),
 }
 
 
 # ----- claims -----------------------------------------------------------------------------------------------------
 
-CLAIM_KEYS = {"id", "paper", "source", "statement", "published", "measure", "select", "rule", "budget"}
-OPTIONAL_KEYS = {"params", "unconfirmed"}
+CLAIM_KEYS = {"id", "paper", "source", "statement", "published", "measure", "select", "rule", "budget", "family"}
+OPTIONAL_KEYS = {"params", "unconfirmed", "failure", "control", "power"}
+
+
+def _check_claim(claim: dict) -> None:
+    name = claim.get("id", "?")
+    missing, extra = CLAIM_KEYS - set(claim), set(claim) - CLAIM_KEYS - OPTIONAL_KEYS
+    if missing or extra:
+        raise ClaimError(f"claim {name}: missing keys {sorted(missing)}, unknown keys {sorted(extra)}")
+    if claim["measure"] not in MEASURES:
+        raise ClaimError(f"claim {name}: measure {claim['measure']!r}; allowed: {sorted(MEASURES)}")
+    rule = claim["rule"]
+    kind = rule.get("kind")
+    if kind not in RULE_KINDS:
+        raise ClaimError(f"claim {name}: rule kind {kind!r}; allowed: {list(RULE_KINDS)}")
+    wanted = {"at_least": {"value"}, "at_most": {"value"}, "greater": {"than"}, "equivalent": {"than", "margin"}}
+    if set(rule) - {"kind"} != wanted.get(kind, set()):
+        raise ClaimError(f"claim {name}: rule {kind} takes {sorted(wanted.get(kind, set())) or 'no other key'}")
+    share = MEASURES[claim["measure"]].statistic == "share"
+    if not share and kind in (*CONTRASTS, "any"):
+        raise ClaimError(f"claim {name}: rule {kind} needs a share measure; {claim['measure']} is a median")
+    if share:
+        power = claim.get("power") or {}
+        needs = {"claimed", "other", "basis"} if kind in CONTRASTS else {"claimed", "basis"}
+        if set(power) != needs:
+            raise ClaimError(f"claim {name}: power needs {sorted(needs)} (the effect it is powered for), got {power}")
+    if claim.get("control") is not None and not claim.get("failure"):
+        raise ClaimError(f"claim {name}: control is for a failure claim (failure: true)")
 
 
 def load_published(path: str | Path) -> dict[str, dict]:
-    """The published claims by id, each checked for its keys, measure and rule (ClaimError naming the claim)."""
+    """The published claims by id, each checked for its keys, measure, rule, power and control (ClaimError naming
+    the claim)."""
     data = yaml.safe_load(Path(path).read_text())
     claims = {}
     for claim in data["claims"]:
-        name = claim.get("id", "?")
-        missing, extra = CLAIM_KEYS - set(claim), set(claim) - CLAIM_KEYS - OPTIONAL_KEYS
-        if missing or extra:
-            raise ClaimError(f"claim {name}: missing keys {sorted(missing)}, unknown keys {sorted(extra)}")
-        if claim["measure"] not in MEASURES:
-            raise ClaimError(f"claim {name}: measure {claim['measure']!r}; allowed: {sorted(MEASURES)}")
-        kind = claim["rule"].get("kind")
-        if kind not in RULE_KINDS:
-            raise ClaimError(f"claim {name}: rule kind {kind!r}; allowed: {list(RULE_KINDS)}")
-        if (kind == "greater") != ("than" in claim["rule"]) or (kind != "greater") != ("value" in claim["rule"]):
-            raise ClaimError(f"claim {name}: rule {kind} needs {'than' if kind == 'greater' else 'value'} only")
-        if name in claims:
-            raise ClaimError(f"claim {name}: defined twice")
-        claims[name] = claim
+        _check_claim(claim)
+        if claim["id"] in claims:
+            raise ClaimError(f"claim {claim['id']}: defined twice")
+        claims[claim["id"]] = claim
+    for claim in claims.values():
+        if claim.get("control") is not None and claim["control"] not in claims:
+            raise ClaimError(f"claim {claim['id']}: control {claim['control']!r} is not a claim of {path}")
     return claims
 
 
@@ -217,145 +316,362 @@ def select_runs(runs: pd.DataFrame, select: dict, claim: str) -> pd.DataFrame:
     return chosen
 
 
+def arms(claim: dict, runs: pd.DataFrame) -> list[pd.DataFrame]:
+    """The runs a claim compares: the claimed ones, and for a contrast the others (``than``), taken at the lengths
+    the claimed side has where the claim picks its own lengths (``longest`` / ``shortest``)."""
+    chosen = select_runs(runs, claim["select"], claim["id"])
+    if claim["rule"]["kind"] not in CONTRASTS:
+        return [chosen]
+    than = claim["rule"]["than"]
+    other_select = {**claim["select"], **than}
+    for column, value in claim["select"].items():
+        if _extreme(value) and column not in than:
+            other_select[column] = sorted(chosen[column].unique().tolist())
+    return [chosen, select_runs(runs, other_select, claim["id"])]
+
+
 @dataclass(frozen=True)
 class Measured:
+    """A claim's statistic at one confidence level: value and interval, the coverage the interval really has (a
+    median's can fall short of the level), the share counts of each arm, and the words that say what was counted."""
+
     value: float
     low: float
     high: float
+    coverage: float
+    level: float
+    counts: tuple[tuple[int, int], ...]
     text: str
 
 
-def _lengths(runs: pd.DataFrame) -> str:
-    return "T = " + ", ".join(str(t) for t in sorted(runs["T"].unique()))
+def _described(values: Values, selected: int) -> str:
+    used = f"{len(values.values)} of {selected} runs used"
+    if values.dropped:
+        reasons = "; ".join(f"{run}: {why}" for run, why in values.dropped.items())
+        used += f" (dropped: {reasons})"
+    return f"{used}; {values.lengths}"
 
 
-def _describe_share(values: pd.Series) -> str:
-    k, n = int(values.sum()), len(values)
-    low, high = wilson(k, n)
+def _share_text(k: int, n: int, level: float) -> str:
+    low, high = wilson(k, n, level)
     return f"{k}/{n} = {k / n:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def _values(claim: dict, spec: Measure, tables: dict, runs: pd.DataFrame, params: dict) -> pd.Series:
-    """The measure's per-run values; a ClaimError when the tables hold none (e.g. nothing logged at that step)."""
-    values = spec.values(tables, runs, params).dropna()
-    if values.empty:
-        raise ClaimError(
-            f"claim {claim['id']}: measure {claim['measure']} {params or ''} has no finite value for the "
-            f"{len(runs)} runs selected (is it logged there?)"
-        )
-    return values
-
-
-def measure(claim: dict, tables: dict[str, pd.DataFrame]) -> Measured:
-    """The claim's statistic over its runs, with its 95% interval and a line saying what was counted."""
+def measure(
+    claim: dict, tables: dict[str, pd.DataFrame], level: float = 1 - ALPHA, criteria: dict | None = None,
+    factor: float = 1.0,
+) -> Measured:  # fmt: skip
+    """The claim's statistic over its runs, with its interval at ``level`` and a line saying what was counted;
+    ``factor`` scales the success threshold (needs the config's ``criteria``)."""
     spec = MEASURES[claim["measure"]]
     params = claim.get("params", {})
-    runs = select_runs(tables["runs"], claim["select"], claim["id"])
-    values = _values(claim, spec, tables, runs, params)
-    if claim["rule"]["kind"] == "greater":
-        than = claim["rule"]["than"]
-        other_select = {**claim["select"], **than}
-        for column, value in claim["select"].items():
-            if _extreme(value) and column not in than:  # the other side at the lengths the claimed side has
-                other_select[column] = sorted(runs[column].unique().tolist())
-        other = select_runs(tables["runs"], other_select, claim["id"])
-        others = _values(claim, spec, tables, other, params)
-        if spec.statistic == "share":
-            k1, n1, k2, n2 = int(values.sum()), len(values), int(others.sum()), len(others)
-            value, (low, high) = k1 / n1 - k2 / n2, newcombe(k1, n1, k2, n2)
-            parts = f"{_describe_share(values)} vs {_describe_share(others)}"
-        else:
-            value, low, high = bootstrap_median_difference(values, others)
-            parts = f"medians {np.median(values):.3g} (n={len(values)}) vs {np.median(others):.3g} (n={len(others)})"
-        difference = f"difference {value:+.2f} [{low:+.2f}, {high:+.2f}]"
-        return Measured(value, low, high, f"{parts}; {difference}; {_lengths(runs)}")
+    sides = []
+    for runs in arms(claim, tables["runs"]):
+        try:
+            values = spec.values(tables, runs, params, criteria or {}, factor)
+        except ClaimError as err:
+            raise ClaimError(f"claim {claim['id']}: {err}") from err
+        if values.values.empty:
+            raise ClaimError(f"claim {claim['id']}: measure {claim['measure']} {params or ''} has no value for the "
+                             f"{len(runs)} runs selected ({_described(values, len(runs))})")  # fmt: skip
+        if values.values.isna().any():
+            run = values.values.index[values.values.isna()][0]
+            raise ClaimError(f"claim {claim['id']}: run {run}: measure {claim['measure']} is NaN")
+        sides.append((values, len(runs)))
+    (claimed, selected), kind = sides[0], claim["rule"]["kind"]
     if spec.statistic == "share":
-        k, n = int(values.sum()), len(values)
-        low, high = wilson(k, n)
-        return Measured(k / n, low, high, f"{_describe_share(values)}; {_lengths(runs)}")
-    value, low, high = bootstrap_median(values)
-    return Measured(value, low, high, f"median {value:.3g} [{low:.3g}, {high:.3g}], n={len(values)}; {_lengths(runs)}")
+        counts = tuple((int(v.values.sum()), len(v.values)) for v, _ in sides)
+        (k1, n1) = counts[0]
+        if kind in CONTRASTS:
+            (k2, n2) = counts[1]
+            low, high = newcombe(k1, n1, k2, n2, level)
+            value = k1 / n1 - k2 / n2
+            text = (
+                f"{_share_text(k1, n1, level)} ({_described(claimed, selected)}) vs {_share_text(k2, n2, level)} "
+                f"({_described(*sides[1])}); difference {value:+.2f} [{low:+.2f}, {high:+.2f}]"
+            )
+        else:
+            low, high = wilson(k1, n1, level)
+            value = k1 / n1
+            text = f"{_share_text(k1, n1, level)}; {_described(claimed, selected)}"
+        return Measured(value, low, high, level, level, counts, text)
+    values = claimed.values.to_numpy(float)
+    low, high, coverage = order_statistic_interval(values, level)
+    value = float(np.median(values))
+    note = f"{coverage:.1%} coverage" if coverage >= level else (
+        f"[min, max] covers {coverage:.1%} only: {len(values)} runs cannot reach {level:.0%}"
+    )  # fmt: skip
+    text = f"median {value:.3g} [{low:.3g}, {high:.3g}] ({note}); {_described(claimed, selected)}"
+    return Measured(value, low, high, coverage, level, (), text)
 
 
-# ----- budget and verdict -----------------------------------------------------------------------------------------
+# ----- budget, power and verdict ----------------------------------------------------------------------------------
 
 
-def budget(claim: dict, runs: pd.DataFrame) -> tuple[str, bool]:
-    """What the claim's runs were allowed (updates a run, sequences a run) against the paper's, and whether that is
-    at least the paper's (False when the paper's budget is not known)."""
-    chosen = select_runs(runs, claim["select"], claim["id"])
-    steps, batch = int(chosen["steps"].max()), int(chosen["batch_size"].max())
-    used = int(chosen["steps_done"].max())
+@dataclass(frozen=True)
+class Budget:
+    updates: int  # the fewest updates any compared run was allowed
+    sequences: int  # the fewest sequences (updates x batch) any compared run was allowed
+    full: bool  # whether that is at least the paper's (False where the paper's budget is not known)
+    text: str
+
+
+def budget(claim: dict, runs: pd.DataFrame) -> Budget:
+    """The smallest budget of any run of any arm the claim compares (updates a run may take, and sequences), used
+    updates alongside, against the paper's."""
+    compared = pd.concat(arms(claim, runs))
+    allowed = compared["steps"].astype(int)
+    sequences = int((allowed * compared["batch_size"].astype(int)).min())
+    updates = int(allowed.min())
+    used = compared["steps_done"].astype(int)
+    ours = (
+        f"at least {updates:,} updates ({sequences:,} sequences) allowed to each of the {len(compared)} runs "
+        f"compared; used {used.min():,} to {used.max():,}"
+    )
     paper = claim["budget"]
-    ours = f"{used:,} of {steps:,} updates x {batch} = {used * batch:,} sequences a run"
     if paper.get("updates") is None:
-        return f"{ours}; paper: {paper.get('note', 'not stated')}", False
+        return Budget(updates, sequences, False, f"{ours}; paper: {paper.get('note', 'not stated')}")
     paper_sequences = paper["updates"] * paper["batch"]
     text = f"{ours}; paper: {paper['updates']:,} x {paper['batch']} = {paper_sequences:,}"
-    return text, steps * batch >= paper_sequences and steps >= paper["updates"]
+    return Budget(updates, sequences, sequences >= paper_sequences and updates >= paper["updates"], text)
 
 
-def _side(kind: str, bound: float, low: float, high: float) -> str:
-    """Where the interval lies against the claim: 'claim', 'below' or 'above' it (the other side), or
-    'straddles' its bound."""
-    if kind == "match":
-        return "claim" if low <= bound <= high else ("below" if high < bound else "above")
+def _passes(kind: str, rule: dict, low, high, k=None):
+    """Whether the interval (arrays allowed) lies wholly on the claim's side."""
+    if kind == "at_least":
+        return low >= rule["value"]
     if kind == "at_most":
-        return "claim" if high <= bound else ("above" if low > bound else "straddles")
-    reached = low > bound if kind == "greater" else low >= bound
-    return "claim" if reached else ("below" if high < bound else "straddles")
+        return high <= rule["value"]
+    if kind == "greater":
+        return low > 0
+    if kind == "equivalent":
+        return (low >= -rule["margin"]) & (high <= rule["margin"])
+    return k >= 1  # any
 
 
-def verdict(claim: dict, measured: Measured, full_budget: bool) -> tuple[str, str]:
-    """(verdict, the rule that decided it, in words)."""
-    rule = claim["rule"]
-    kind = rule["kind"]
-    bound = 0.0 if kind == "greater" else float(rule["value"])
-    want = {
-        "match": f"the 95% interval holds {bound:g}",
-        "at_least": f"the 95% interval lies at or above {bound:g}",
-        "at_most": f"the 95% interval lies at or below {bound:g}",
-        "greater": "the 95% interval of the difference lies above 0",
+def side(kind: str, rule: dict, measured: Measured) -> str:
+    """Where the interval lies: 'claim', 'other' (wholly on the other side) or 'straddles' the bound."""
+    low, high = measured.low, measured.high
+    if _passes(kind, rule, low, high, measured.counts[0][0] if measured.counts else None):
+        return "claim"
+    other = {
+        "at_least": high < rule.get("value", 0),
+        "at_most": low > rule.get("value", 0),
+        "greater": high < 0,
+        "equivalent": low > rule.get("margin", 0) or high < -rule.get("margin", 0),
+        "any": True,  # no run succeeded
     }[kind]
-    side = _side(kind, bound, measured.low, measured.high)
-    if side == "claim":
-        return REPRODUCED, f"reproduced: {want}"
-    if side == "straddles":
-        return NOT_AT_BUDGET, f"wanted: {want}; it straddles {bound:g}, too few seeds or updates to decide"
-    training = "either" if kind == "greater" else MEASURES[claim["measure"]].training
-    towards = training == "either" or (training == "raises") == (side == "below")
-    if towards and not full_budget:
-        return NOT_AT_BUDGET, f"wanted: {want}; it lies {side}, and more updates than these could move it there"
-    reason = "at the paper's budget" if full_budget else "and more updates cannot move it back"
-    return CONTRADICTED, f"wanted: {want}; it lies {side}, {reason}"
+    return "other" if other else "straddles"
 
 
-def score(claims: list[dict], tables: dict[str, dict[str, pd.DataFrame]]) -> list[dict]:
-    """One report row per claim; ``tables`` maps each claim id to its experiment's tables (by table name)."""
+def power(claim: dict, n_claimed: int, n_other: int | None = None, level: float = 1 - ALPHA) -> float:
+    """Probability that the claim's rule says reproduced (its interval on the claim's side) when the true shares
+    are the effect it declares (``power: claimed, other``), with these numbers of seeds: exact, by summing over
+    every outcome of the binomial counts."""
+    kind, rule, effect = claim["rule"]["kind"], claim["rule"], claim["power"]
+    p1 = binomial_pmf(n_claimed, effect["claimed"])
+    k1 = np.arange(n_claimed + 1)
+    if kind == "any":
+        return float(1 - p1[0])
+    if kind not in CONTRASTS:
+        low, high = wilson_bounds(k1, n_claimed, level)
+        return float(p1[_passes(kind, rule, low, high)].sum())
+    n_other = n_claimed if n_other is None else n_other
+    p2 = binomial_pmf(n_other, effect["other"])
+    low, high = newcombe(k1[:, None], n_claimed, np.arange(n_other + 1)[None, :], n_other, level)
+    return float((np.outer(p1, p2) * _passes(kind, rule, low, high)).sum())
+
+
+def seeds_needed(claim: dict, target: float = POWER_TARGET) -> int | None:
+    """The fewest seeds an arm (equal on both sides of a contrast) for ``target`` power; None past MAX_SEEDS."""
+    return next((n for n in range(1, MAX_SEEDS + 1) if power(claim, n) >= target), None)
+
+
+def power_text(claim: dict, measured: Measured) -> str:
+    """The power of the seeds run against the declared effect, or for a median the seeds a 95% interval needs."""
+    if not measured.counts:
+        return f"median: a 95% interval needs at least {seeds_for_coverage()} runs"
+    effect = claim["power"]
+    ns = [n for _, n in measured.counts]
+    achieved = power(claim, *ns)
+    needed = seeds_needed(claim)
+    shares = f"{effect['claimed']:g}" + (f" vs {effect['other']:g}" if "other" in effect else "")
+    need = f"{needed} a side" if needed else f"more than {MAX_SEEDS} a side"
+    return f"{achieved:.2f} at true shares {shares} ({effect['basis']}); 80% needs {need}"
+
+
+@dataclass(frozen=True)
+class Judged:
+    verdict: str
+    reason: str
+
+
+def _can_move_back(claim: dict, runs: pd.DataFrame) -> bool:
+    """Whether more training could move a measure lying on the other side back towards the claim. Only a share of
+    solved runs that all stopped once solved (``solved_at`` set) is monotone: it can only rise."""
+    kind = claim["rule"]["kind"]
+    if claim["measure"] != "solved" or kind in CONTRASTS:
+        return True
+    solved = runs[runs["solved"].astype(bool)]
+    if "solved_at" not in runs or solved["solved_at"].isna().any():
+        return True  # a run solved at its last evaluation may lose it with more training
+    return kind != "at_most"  # a rising share can reach at_least / any bounds, never come back under at_most
+
+
+def wanted(claim: dict, level: float) -> str:
+    rule, pct = claim["rule"], f"{100 * level:.2f}".rstrip("0").rstrip(".") + "%"
+    return {
+        "at_least": f"the {pct} interval lies at or above {rule.get('value', 0):g}",
+        "at_most": f"the {pct} interval lies at or below {rule.get('value', 0):g}",
+        "greater": f"the {pct} interval of the difference lies above 0",
+        "equivalent": f"the {pct} interval of the difference lies within +-{rule.get('margin', 0):g}",
+        "any": "at least one run succeeds",
+    }[rule["kind"]]
+
+
+def judge(
+    claim: dict, measured: Measured, spent: Budget, runs: pd.DataFrame, control: Judged | None, control_ok: str
+) -> Judged:  # fmt: skip
+    """The verdict of one measurement by the module docstring's rules. ``control``: the positive control's raw
+    verdict where the claim names one in this report; ``control_ok``: why that control does not count, or ''."""
+    want = wanted(claim, measured.level)
+    if measured.coverage < measured.level:
+        return Judged(NOT_AT_BUDGET, f"wanted: {want}; too few runs for that coverage")
+    where = side(claim["rule"]["kind"], claim["rule"], measured)
+    if where == "straddles":
+        return Judged(NOT_AT_BUDGET, f"wanted: {want}; it straddles the bound, too few seeds or updates to decide")
+    if where == "claim":
+        if not claim.get("failure") or spent.full:
+            return Judged(REPRODUCED, f"reproduced: {want}")
+        if control is None:
+            why = "no positive control in this report"
+        elif control_ok:
+            why = f"its control {claim['control']} {control_ok}"
+        elif control.verdict != REPRODUCED:
+            why = f"its control {claim['control']} is {control.verdict}"
+        else:
+            return Judged(REPRODUCED, f"reproduced: {want}, and its positive control {claim['control']} learned")
+        return Judged(
+            NOT_AT_BUDGET,
+            f"{want}, but a failure below the paper's budget counts only beside a positive control that learns ({why})",
+        )
+    if spent.full:
+        return Judged(CONTRADICTED, f"wanted: {want}; it lies on the other side at the paper's budget")
+    if _can_move_back(claim, runs):
+        return Judged(NOT_AT_BUDGET, f"wanted: {want}; it lies on the other side, and more updates could move it")
+    return Judged(CONTRADICTED, f"wanted: {want}; it lies on the other side, and more updates cannot move it back")
+
+
+def _control_mismatch(claim: dict, control: dict, tables: dict, spent: Budget, control_spent: Budget) -> str:
+    """Why a positive control does not stand for the claim's runs ('' when it does): same task and lengths, and
+    no more updates than the claim's runs had."""
+    mine = pd.concat(arms(claim, tables[claim["id"]]["runs"]))
+    theirs = pd.concat(arms(control, tables[control["id"]]["runs"]))
+    for column in ("task", "T"):
+        if set(mine[column]) != set(theirs[column]):
+            return f"ran {column} {sorted(set(theirs[column]))}, not {sorted(set(mine[column]))}"
+    if int(theirs["steps"].max()) > spent.updates:
+        return f"was allowed {int(theirs['steps'].max()):,} updates, more than the {spent.updates:,} here"
+    return ""
+
+
+def holm_levels(family_sides: dict[str, Callable[[float], str]]) -> dict[str, float]:
+    """Holm's step-down over one family: each claim's level, 1 - 0.05 / m for the first step, where m claims are
+    left; the claims whose interval at that level leaves its bound (on either side) are decided and removed, and
+    the rest are tested at the next, wider step. ``family_sides[id](level)`` is the claim's side at a level."""
+    remaining, levels = list(family_sides), {}
+    while remaining:
+        level = 1 - ALPHA / len(remaining)
+        decided = [claim for claim in remaining if family_sides[claim](level) != "straddles"]
+        for claim in remaining if not decided else decided:
+            levels[claim] = level
+        if not decided:
+            break
+        remaining = [claim for claim in remaining if claim not in decided]
+    return levels
+
+
+def score(claims: list[dict], tables: dict[str, dict[str, pd.DataFrame]], criteria: dict | None = None) -> list[dict]:
+    """One report row per claim; ``tables`` maps each claim id to its experiment's tables (by table name),
+    ``criteria`` the config's success criteria by task (for the sensitivity line)."""
+    by_id = {claim["id"]: claim for claim in claims}
+    raw = {c["id"]: measure(c, tables[c["id"]]) for c in claims}
+    spent = {c["id"]: budget(c, tables[c["id"]]["runs"]) for c in claims}
+
+    def judged(claim: dict, measured: Measured, verdicts: dict[str, Judged]) -> Judged:
+        control = by_id.get(claim.get("control"))
+        mismatch = ""
+        if control is not None:
+            mismatch = _control_mismatch(claim, control, tables, spent[claim["id"]], spent[control["id"]])
+        runs = pd.concat(arms(claim, tables[claim["id"]]["runs"]))
+        return judge(claim, measured, spent[claim["id"]], runs, verdicts.get(claim.get("control")), mismatch)
+
+    verdicts: dict[str, Judged] = {}
+    for claim in sorted(claims, key=lambda c: c.get("failure", False)):  # controls are judged before failures
+        verdicts[claim["id"]] = judged(claim, raw[claim["id"]], verdicts)
+
+    adjusted: dict[str, Judged] = {}
+    families = sorted({c["family"] for c in claims})
+    for family in families:
+        members = [c for c in claims if c["family"] == family and c["rule"]["kind"] != "any"]
+        sides = {
+            c["id"]: (lambda level, c=c: side(c["rule"]["kind"], c["rule"], measure(c, tables[c["id"]], level)))
+            for c in members
+        }
+        for name, level in holm_levels(sides).items():
+            claim = by_id[name]
+            adjusted[name] = judged(claim, measure(claim, tables[name], level), verdicts)
+
     rows = []
     for claim in claims:
-        frames = tables[claim["id"]]
-        measured = measure(claim, frames)
-        spent, full = budget(claim, frames["runs"])
-        decided, rule = verdict(claim, measured, full)
+        name, measured = claim["id"], raw[claim["id"]]
         source = f"{claim['paper']}, {claim['source']}"
         if claim.get("unconfirmed"):
             source += f" (unconfirmed: {claim['unconfirmed']})"
+        family = [c["id"] for c in claims if c["family"] == claim["family"] and c["rule"]["kind"] != "any"]
+        holm = adjusted.get(name)
         rows.append(
             {
-                "claim": f"{claim['id']}: {claim['statement']}",
+                "claim": f"{name}: {claim['statement']}",
+                "family": f"{claim['family']} ({len(family)} in this report)",
                 "source": source,
                 "published": claim["published"],
                 "measured": f"{MEASURES[claim['measure']].describe}: {measured.text}",
-                "budget": spent,
-                "verdict": decided,
-                "rule": rule,
+                "budget": spent[name].text,
+                "power": power_text(claim, measured),
+                "verdict": verdicts[name].verdict,
+                "holm": f"{holm.verdict} ({holm.reason})" if holm else "no test (an existence claim)",
+                "sensitivity": sensitivity(claim, tables[name], criteria, judged, verdicts),
+                "rule": verdicts[name].reason,
             }
         )
     return rows
 
 
-REPORT_COLUMNS = ("claim", "source", "published", "measured", "budget", "verdict", "rule")
+def sensitivity(claim: dict, tables: dict, criteria: dict | None, judged, verdicts) -> str:
+    """The raw verdict with the success threshold halved and doubled: the task's tolerance for a share of solved
+    runs, the distance from the baseline for a loss ratio; none for a measure without a threshold."""
+    spec = MEASURES[claim["measure"]]
+    parts = []
+    for factor in SENSITIVITY:
+        if spec.threshold:
+            if criteria is None:
+                return "not computed (no success criteria given)"
+            varied, measured = claim, measure(claim, tables, criteria=criteria, factor=factor)
+        elif claim["measure"] == "loss_ratio":
+            value = claim["rule"]["value"]
+            bound = value * factor if claim["rule"]["kind"] == "at_most" else 1 - (1 - value) * factor
+            varied = {**claim, "rule": {**claim["rule"], "value": bound}}
+            measured = measure(varied, tables)
+        else:
+            return "no threshold to vary"
+        parts.append(f"x{factor:g}: {judged(varied, measured, verdicts).verdict}")
+    return "; ".join(parts)
+
+
+REPORT_COLUMNS = (
+    "claim", "family", "source", "published", "measured", "budget", "power", "verdict", "holm", "sensitivity", "rule",
+)  # fmt: skip
 
 
 def _cell(text) -> str:
@@ -367,9 +683,13 @@ def report(title: str, rows: list[dict]) -> str:
     lines = [
         f"# Reproduction: {title}",
         "",
-        "Intervals are 95%: Wilson score for shares of seeds, Newcombe's hybrid score for differences of shares, a "
-        f"percentile bootstrap ({BOOTSTRAP_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}) for medians. Verdicts and "
-        "their rules: rnngrad.reproduce. Published values: config/reproduce/published.yaml.",
+        "Intervals are 95% unless a row says otherwise: Wilson score for shares of seeds, Newcombe's hybrid score for "
+        "differences of shares, the exact order-statistic interval for medians with its real coverage (fewer than "
+        f"{seeds_for_coverage()} runs cannot reach 95%). power: the chance that this rule reproduces the claim with "
+        "these seeds if the declared effect is true. holm: the verdict after Holm's step-down over the claims of the "
+        "same family in this report. sensitivity: the verdict with the success threshold halved (x0.5) and doubled "
+        "(x2). A claim that a model fails counts only at the paper's budget or beside a positive control that "
+        "learns. Rules: rnngrad.reproduce. Published values: config/reproduce/published.yaml.",
         "",
         "| " + " | ".join(REPORT_COLUMNS) + " |",
         "|" + "---|" * len(REPORT_COLUMNS),
@@ -379,8 +699,9 @@ def report(title: str, rows: list[dict]) -> str:
 
 
 def write_report(
-    published: str | Path, claim_tables: dict[str, str | Path], title: str, out_paths: list[str | Path]
-) -> str:
+    published: str | Path, claim_tables: dict[str, str | Path], title: str, out_paths: list[str | Path],
+    criteria: dict | None = None,
+) -> str:  # fmt: skip
     """Score each claim (id -> its experiment's tables folder) and write the same report to every path."""
     from rnngrad.tables import read_tables
 
@@ -392,7 +713,28 @@ def write_report(
     tables = {
         claim["id"]: read_tables(claim_tables[claim["id"]], MEASURES[claim["measure"]].tables) for claim in claims
     }
-    text = report(title, score(claims, tables))
+    text = report(title, score(claims, tables, criteria))
     for path in out_paths:
         atomic_write(path, lambda tmp: tmp.write_text(text))
     return text
+
+
+def power_table(published: str | Path, names: list[str] | None = None) -> str:
+    """For each share claim: its declared effect and the seeds an arm needs for 80% power under its rule."""
+    claims = load_published(published)
+    lines = ["claim | rule | effect | seeds for 80% power | power at 5 | power at 10"]
+    for name in names or list(claims):
+        if name not in claims:
+            raise ClaimError(f"claim {name} is not in {published}; have {sorted(claims)}")
+        claim = claims[name]
+        if MEASURES[claim["measure"]].statistic != "share":
+            lines.append(f"{name} | {claim['rule']['kind']} | median | a 95% interval needs {seeds_for_coverage()}")
+            continue
+        effect = claim["power"]
+        shares = f"{effect['claimed']:g}" + (f" vs {effect['other']:g}" if "other" in effect else "")
+        needed = seeds_needed(claim)
+        lines.append(
+            f"{name} | {claim['rule']['kind']} | {shares} | {needed or f'> {MAX_SEEDS}'} | "
+            f"{power(claim, 5):.2f} | {power(claim, 10):.2f}"
+        )
+    return "\n".join(lines) + "\n"

@@ -28,6 +28,10 @@ rule reproduction:
             f"{claim}={RESULTS}/tables/{experiment}"
             for claim, experiment in config["reproduce"]["claims"].items()
         ],
+        success=json.dumps(
+            rnngrad_tasks.success_criteria(config["tasks"]), sort_keys=True
+        ),
     shell:
         "python -m rnngrad reproduce --published {input.published} --title {params.title}"
-        " --out {output.results} --out {output.figures} {params.claims} > {log} 2>&1"
+        " --success '{params.success}' --out {output.results} --out {output.figures}"
+        " {params.claims} > {log} 2>&1"
