@@ -1,15 +1,19 @@
-"""Print the README's Performance tables from the benchmarks' JSON files, each table naming its machine and the
+"""Write the tables of docs/performance.md from the benchmarks' JSON files, each table naming its machine and the
 command that measured it.
 
-    python benchmarks/readme.py [benchmarks/results]
+    python benchmarks/readme.py [benchmarks/results] [--page docs/performance.md] [--check | --print]
 
 Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json and cells.json from the folder (those
-present), as the benchmarks write them with --out.
+present), as the benchmarks write them with --out, and replaces, in the page, what lies between
+``<!-- begin NAME.json ... -->`` and ``<!-- end NAME.json -->`` with NAME.json's tables; the prose around the blocks
+is the page's own. --check changes nothing and fails if a block differs; --print prints the blocks instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -136,16 +140,56 @@ def fsync_line(record: dict) -> list[str]:
     return [source(record) + " " + line + " (wall time)."]
 
 
-def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
-    out = []
+ROOT = Path(__file__).resolve().parents[1]
+RENDERERS = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line, "methods": methods_table,
+             "fsync": fsync_line, "cells": cells_table}  # fmt: skip
+
+
+def blocks(folder: Path) -> dict[str, list[str]]:
+    """Each JSON file's name -> its rendered lines."""
+    out = {}
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
-        renderers = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line,
-                     "methods": methods_table, "fsync": fsync_line, "cells": cells_table}  # fmt: skip
-        render = renderers[record["benchmark"]]
-        out += [f"<!-- {path.name} -->", *render(record), ""]
-    print("\n".join(out))
+        out[path.name] = RENDERERS[record["benchmark"]](record)
+    return out
+
+
+def write_blocks(page: str, rendered: dict[str, list[str]]) -> str:
+    """The page with each file's block replaced; a file without a block in the page is an error."""
+    for name, lines in rendered.items():
+        pattern = re.compile(rf"(<!-- begin {re.escape(name)}\b[^\n]*-->\n).*?(<!-- end {re.escape(name)} -->)", re.S)
+        if not pattern.search(page):
+            raise SystemExit(f"benchmarks/readme.py: no block for {name} in the page; add the lines "
+                             f"'<!-- begin {name} (benchmarks/readme.py) -->' and '<!-- end {name} -->' where its "
+                             "tables belong")  # fmt: skip
+        match = pattern.search(page)
+        block = match.group(1) + "\n".join(["", *lines, ""]) + "\n" + match.group(2)
+        page = page[: match.start()] + block + page[match.end() :]
+    return page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--page", type=Path, default=ROOT / "docs" / "performance.md")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="fail if the page's blocks differ from the JSON files")
+    mode.add_argument("--print", action="store_true", help="print the blocks instead of writing the page")
+    args = parser.parse_args()
+    rendered = blocks(args.folder)
+    if args.print:
+        print("\n".join(line for name, lines in rendered.items() for line in (f"<!-- {name} -->", *lines, "")))
+        return
+    page = args.page.read_text()
+    new = write_blocks(page, rendered)
+    if args.check:
+        if new != page:
+            sys.exit(
+                f"{args.page}: tables differ from {args.folder}; run `python benchmarks/readme.py` to rewrite them"
+            )
+        return
+    if new != page:
+        args.page.write_text(new)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Every benchmark runs: its tiny mode in a subprocess, writing the JSON the README's tables are printed from
-(benchmarks/readme.py), with the machine beside the numbers. No timing is asserted."""
+"""Every benchmark runs: its tiny mode in a subprocess, writing the JSON that docs/performance.md's tables are written
+from (benchmarks/readme.py), with the machine beside the numbers. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -77,11 +77,41 @@ def test_groups_benchmark_measures_every_k_and_the_shape_rule(results):
     assert [row["cells"] for row in record["sweep"]] == [64, 256]
 
 
-def test_readme_tables_name_machine_and_command(results):
-    done = run("benchmarks/readme.py", str(results))
+def test_performance_tables_name_machine_and_command(results, tmp_path):
+    """readme.py writes each JSON file's tables into its block of the page, each naming its machine and command."""
+    page = tmp_path / "performance.md"
+    names = sorted(path.name for path in results.glob("*.json"))
+    page.write_text(
+        "".join(f"Prose before {name}.\n<!-- begin {name} -->\nold\n<!-- end {name} -->\n" for name in names)
+    )
+    done = run("benchmarks/readme.py", str(results), "--page", str(page))
     assert done.returncode == 0, done.stderr
+    text = page.read_text()
     for name in BENCHMARKS:
         command = json.loads((results / name.replace(".py", ".json")).read_text())["command"]
-        assert f"`{command}`" in done.stdout
-    assert done.stdout.count("Measured on ") == len(BENCHMARKS)
-    assert "| H = 8, B = 4, T = 6 | 2 | batched group |" in done.stdout
+        assert f"`{command}`" in text
+    assert text.count("Measured on ") == len(BENCHMARKS) and "old" not in text
+    assert all(f"Prose before {name}.\n<!-- begin {name} -->\n" in text for name in names)  # the prose is kept
+    assert "| H = 8, B = 4, T = 6 | 2 | batched group |" in text
+    again = run("benchmarks/readme.py", str(results), "--page", str(page), "--check")
+    assert again.returncode == 0, again.stderr
+    printed = run("benchmarks/readme.py", str(results), "--print")
+    assert printed.returncode == 0 and printed.stdout.count("Measured on ") == len(BENCHMARKS)
+
+
+def test_a_page_without_a_block_is_refused(results, tmp_path):
+    page = tmp_path / "performance.md"
+    page.write_text("<!-- begin groups.json -->\n<!-- end groups.json -->\n")
+    done = run("benchmarks/readme.py", str(results), "--page", str(page))
+    assert done.returncode != 0 and "no block for cells.json" in done.stderr
+
+
+def test_committed_performance_page_matches_the_committed_results(tmp_path):
+    done = run("benchmarks/readme.py", "--check")
+    assert done.returncode == 0, done.stderr
+    edited = tmp_path / "performance.md"  # a hand-edited number is caught, naming the command that rewrites it
+    edited.write_text(
+        (ROOT / "docs" / "performance.md").read_text().replace("| batched group | 657 |", "| batched group | 999 |")
+    )
+    done = run("benchmarks/readme.py", "--page", str(edited), "--check")
+    assert done.returncode != 0 and "run `python benchmarks/readme.py`" in done.stderr

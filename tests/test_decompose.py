@@ -54,7 +54,7 @@ def test_lstm_forget_bias_sets_the_forget_gates_total_bias():
 
 
 class MinimalCell(torch.nn.Module):
-    """A user's cell as the README defines it: h_t = tanh(W h_{t-1} + U x_t), tensor state."""
+    """A user's cell as docs/cells.md defines it: h_t = tanh(W h_{t-1} + U x_t), tensor state."""
 
     def __init__(self, n_in: int, hidden: int):
         super().__init__()
@@ -101,16 +101,16 @@ def test_analyse_a_user_cell_against_autograd_and_the_explicit_jacobians():
     assert tables["jacobians"].jac_norm.to_numpy() == pytest.approx(explicit.mean(0).numpy(), rel=1e-12)
 
 
-def test_the_readme_example_for_a_users_cell_runs_and_draws(tmp_path, monkeypatch):
-    """The README's own-cell example, run as written: it writes the figure it says it draws."""
+def test_the_docs_example_for_a_users_cell_runs_and_draws(tmp_path, monkeypatch):
+    """docs/cells.md's own-cell example (the README points to it), run as written: it writes the figure it draws."""
     import matplotlib
 
     matplotlib.use("Agg")
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Any cell, your own included") :]
+    page = (ROOT / "docs" / "cells.md").read_text()
+    section = page[page.index("# Any cell, your own included") :]
     code = section[
         section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))
     ]
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102 - the README's example
+    exec(compile(code, "docs/cells.md", "exec"), {"__name__": "docs_example"})  # noqa: S102 - the page's example
     assert (tmp_path / "my_cell_contributions.png").stat().st_size > 10_000
