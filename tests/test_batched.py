@@ -27,7 +27,7 @@ from rnngrad.contract import RUN_FILES
 from rnngrad.io import read_json
 from rnngrad.models import VanillaRNN
 from rnngrad.optim import OPTIMIZERS, Optimizer
-from rnngrad.train import Run, train
+from rnngrad.train import Run, clip_gradients, is_clipped, train
 
 RTOL = 1e-4
 
@@ -147,7 +147,7 @@ def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamesp
     n_in, n_out = (10, 10) if task == "copy" else (2, 1)
     model = VanillaRNN(n_in, hidden, n_out, "tanh", scale=1.5, seed=seed)
     optimizer = Optimizer("adam", model.parameters(), 0.01)
-    spec = {"task": task, "activation": "tanh", "clip": clip, "error_rule": None}
+    spec = {"task": task, "activation": "tanh", "clip": clip, "clip_mode": "norm", "error_rule": None}
     return SimpleNamespace(model=model, optimizer=optimizer, spec=spec)
 
 
@@ -187,7 +187,7 @@ def test_stacked_update_is_the_optimizers_bit_for_bit(optimizer):
         twin = VanillaRNN(2, 8, 1, seed=seed)
         members.append((twin, Optimizer(optimizer, twin.parameters(), 0.01, 0.9, 0.9)))
         stacked.append(SimpleNamespace(model=model, optimizer=Optimizer(optimizer, model.parameters(), 0.01, 0.9, 0.9)))
-        stacked[-1].spec = {"clip": 0.5 if seed == 2 else None}
+        stacked[-1].spec = {"clip": 0.5 if seed == 2 else None, "clip_mode": "norm"}
     stack = Stack(stacked)
     generator = torch.Generator().manual_seed(0)
     for step in range(4):
@@ -211,6 +211,57 @@ def test_stacked_update_is_the_optimizers_bit_for_bit(optimizer):
         assert twin_optimizer.steps == member.optimizer.steps
         for key, buffers in twin_optimizer.buffers.items():
             assert all(torch.equal(a, b) for a, b in zip(buffers, member.optimizer.buffers[key], strict=True))
+
+
+def test_stacked_value_clipping_is_each_member_s_bit_for_bit():
+    """Members clipping by value (c = 0.3), by norm (c = 0.5) and not at all share a stack: each one's update is
+    train.clip_gradients and Optimizer.step on it alone, bit for bit (Arjovsky et al.'s RMSprop: init 1e-3, eps 0)."""
+    settings = [(0.3, "value"), (0.5, "norm"), (None, "value")]
+    members, stacked = [], []
+    for seed, (clip, mode) in enumerate(settings):
+        model, twin = VanillaRNN(2, 8, 1, seed=seed), VanillaRNN(2, 8, 1, seed=seed)
+        options = {"rmsprop_alpha": 0.9, "rmsprop_eps": 0.0, "rmsprop_init": 1e-3}
+        members.append((twin, Optimizer("rmsprop", twin.parameters(), 0.01, **options)))
+        optimizer = Optimizer("rmsprop", model.parameters(), 0.01, **options)
+        stacked.append(SimpleNamespace(model=model, optimizer=optimizer, spec={"clip": clip, "clip_mode": mode}))
+    stack = Stack(stacked)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=generator) * 0.3 for p in stack.params]
+        norms = [float(torch.linalg.vector_norm(torch.stack([g[k].norm() for g in grads]))) for k in range(3)]
+        for k, (twin, twin_optimizer) in enumerate(members):
+            for p, grad in zip(twin.parameters(), grads, strict=True):
+                p.grad = grad[k].clone()
+            largest = max(float(p.grad.abs().max()) for p in twin.parameters())
+            if is_clipped(stacked[k].spec, norms[k], largest):
+                clip_gradients(list(twin.parameters()), stacked[k].spec, norms[k])
+            twin_optimizer.step()
+        stack.update(grads, torch.tensor(norms))
+    assert any(g.abs().max() > 0.3 for g in grads)  # the value bound had elements to clamp
+    for (twin, _), member in zip(members, stacked, strict=True):
+        for a, b in zip(twin.parameters(), member.model.parameters(), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_value_clipping_batched_agrees_with_sequential_and_alone(datasets, tmp_path):  # noqa: F811
+    """Arjovsky et al.'s baseline training (clip_mode value, their RMSprop) on both paths: within RTOL of the
+    sequential path, a clipped row only where ||g|| > c (max |g_i| <= ||g||), and the value-clipped member's files
+    the same bits in a group with a norm-clipped and an unclipped member as alone."""
+    options = {"optimizer": "rmsprop", "lr": 0.003, "rmsprop_eps": 0.0, "rmsprop_init": 1e-3, "steps": 20}
+    settings = [(None, "norm"), (0.02, "value"), (0.2, "norm")]
+    specs = [
+        make_spec(datasets, seed=seed, clip=clip, clip_mode=mode, **options)
+        for seed, (clip, mode) in enumerate(settings)
+    ]
+    assert can_batch(specs)
+    train_batched(specs, [tmp_path / f"b{i}" for i in range(3)])
+    for i, spec in enumerate(specs):
+        train(spec, tmp_path / f"s{i}")
+        assert_close_runs(tmp_path / f"b{i}", tmp_path / f"s{i}", spec["batch_size"])
+    rows = read_run(tmp_path / "b1")["metrics"].query("split == 'train'")
+    assert rows.clipped.any() and (rows.grad_norm[rows.clipped] > 0.02).all()
+    train_batched(specs[1:2], [tmp_path / "alone"])
+    assert same_files(tmp_path / "b1", tmp_path / "alone")
 
 
 def test_can_batch_needs_shared_keys_and_small_shapes(datasets):  # noqa: F811

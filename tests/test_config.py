@@ -137,6 +137,12 @@ BAD_CONFIGS = {
     "regulariser on the lstm": (_set("experiments.baselines.grid.2.regularizer", [4.0]), ["baselines.grid.2"]),
     "input init neither fan_in nor sigma": (_set("train.input_init", "xavier"), ["train.input_init"]),
     "readout init zero": (_set("train.readout_init", 0), ["train.readout_init"]),
+    "unknown clip mode": (_set("train.clip_mode", "elementwise"), ["train.clip_mode", "norm", "value"]),
+    "rmsprop denominator can be zero": (
+        _set("train.rmsprop_eps", 0),
+        ["train.rmsprop_eps", "rmsprop_init > 0"],
+    ),
+    "negative rmsprop start": (_set("train.rmsprop_init", -1e-3), ["train.rmsprop_init"]),
     "sparse init with no weights": (_set("train.init_nonzero", 0), ["train.init_nonzero"]),
     "eval length too short": (_set("train.eval_lengths", [1]), ["train.eval_lengths", "T=1"]),
     "unknown criterion": (_set("tasks.adding.criterion", "loss"), ["tasks.adding.criterion", "errors"]),
@@ -158,6 +164,18 @@ def test_empty_length_range_is_refused():
         configuration.validate(config)
 
 
+def test_arjovsky_s_methods_reach_the_spec():
+    """glorot, clipping by value and Arjovsky et al.'s RMSprop are accepted, and an experiment may override them."""
+    config = with_methods(default(), input_init="glorot", readout_init="glorot", clip_mode="value", rmsprop_eps=0,
+                          rmsprop_init=1e-3)  # fmt: skip
+    config["experiments"]["scales"]["train"] = {"clip_mode": "norm"}
+    configuration.validate(config)
+    specs = {s["experiment"]: s for s in configuration.expand(config)}
+    assert (specs["lengths"]["clip_mode"], specs["scales"]["clip_mode"]) == ("value", "norm")
+    assert specs["lengths"]["input_init"] == "glorot" and specs["lengths"]["readout_init"] == "glorot"
+    assert (specs["lengths"]["rmsprop_eps"], specs["lengths"]["rmsprop_init"]) == (0, 1e-3)
+
+
 def test_papers_methods_reach_the_spec():
     config = default()
     config["tasks"]["adding"].update(criterion="errors", error_rule="pascanu")
@@ -174,9 +192,11 @@ def test_papers_methods_reach_the_spec():
 
 
 def test_today_s_configs_get_today_s_methods():
-    """Defaults that leave every shipped config's training as it was: stored data, fixed length, no regulariser."""
+    """Defaults that leave every shipped config's training as it was: stored data, fixed length, no regulariser,
+    clipping by norm, torch's RMSprop."""
     for spec in configuration.expand(default()):
         assert (spec["input_init"], spec["readout_init"], spec["regularizer"]) == ("fan_in", "fan_in", 0)
+        assert (spec["clip_mode"], spec["rmsprop_eps"], spec["rmsprop_init"]) == ("norm", 1e-8, 0.0)
         assert not spec["fresh_data"] and spec["until_solved"] is None and spec["train_lengths"] is None
 
 

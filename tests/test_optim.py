@@ -54,3 +54,24 @@ def test_state_round_trip_continues_identically():
 def test_unknown_optimizer_names_the_allowed_values():
     with pytest.raises(ValueError, match="optimizer.*allowed.*adam"):
         Optimizer("adagrad", [], lr=0.1)
+
+
+def test_arjovsky_s_rmsprop_is_their_code_s_update():
+    """rmsprop_init 1e-3, rmsprop_eps 0: Arjovsky et al.'s rms_prop (optimizations.py lines 26-34), by hand:
+    v <- 0.9 v + 0.1 g^2 from v = 1e-3, then p <- p - lr g / sqrt(v), no epsilon."""
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+    optimizer = Optimizer("rmsprop", [p], lr=1e-3, rmsprop_alpha=0.9, rmsprop_eps=0.0, rmsprop_init=1e-3)
+    v, expected = torch.full((3,), 1e-3, dtype=torch.float64), p.detach().clone()
+    for grad in ([0.1, -3.0, 0.0], [0.2, 1.0, -0.01]):
+        g = torch.tensor(grad, dtype=torch.float64)
+        p.grad = g.clone()
+        optimizer.step()
+        v = 0.9 * v + 0.1 * g**2
+        expected = expected - 1e-3 * g / v.sqrt()
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-15, atol=0)
+    assert torch.isfinite(p).all()  # a zero gradient (the third weight's first step) gives 0 / sqrt(v > 0), not 0 / 0
+
+
+def test_rmsprop_denominator_that_can_be_zero_is_refused():
+    with pytest.raises(ValueError, match="rmsprop_eps.*not both 0"):
+        Optimizer("rmsprop", [], lr=0.1, rmsprop_eps=0.0, rmsprop_init=0.0)

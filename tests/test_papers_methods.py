@@ -12,7 +12,7 @@ from test_train import datasets, make_spec, read_run, run_files  # noqa: F401 - 
 from rnngrad import regularizer, tables, tasks
 from rnngrad.contract import RUN_FILES
 from rnngrad.losses import masked_loss
-from rnngrad.train import Run, fresh_batch, train, train_group
+from rnngrad.train import Run, clip_gradients, fresh_batch, is_clipped, train, train_group
 
 
 def fresh_spec(datasets, **overrides):  # noqa: F811
@@ -148,3 +148,49 @@ def test_group_using_a_method_the_stack_lacks_trains_sequentially(datasets, tmp_
     for spec in specs:  # the sequential path: each member's files are those it writes alone
         train(spec, tmp_path / "alone" / spec["run_id"])
         assert run_files(tmp_path / spec["run_id"]) == run_files(tmp_path / "alone" / spec["run_id"])
+
+
+def test_value_clipping_clamps_each_element_where_norm_clipping_rescales():
+    """By hand: g = ((0.5, -2), (3, 0.1)), (-0.2); ||g|| = sqrt(13.3) = 3.647. At c = 1 value clipping gives
+    ((0.5, -1), (1, 0.1)), (-0.2); at c = 3.5 the norm is clipped (3.647 > 3.5) but no element is (3 < 3.5), so the
+    clipped column differs between the modes."""
+    params = [torch.zeros(2, 2, requires_grad=True), torch.zeros(1, requires_grad=True)]
+    grads = [torch.tensor([[0.5, -2.0], [3.0, 0.1]]), torch.tensor([-0.2])]
+    norm, largest = 13.3**0.5, 3.0
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    value = {"clip": 1.0, "clip_mode": "value"}
+    assert is_clipped(value, norm, largest)
+    clip_gradients(params, value, norm)
+    assert torch.equal(params[0].grad, torch.tensor([[0.5, -1.0], [1.0, 0.1]]))
+    assert torch.equal(params[1].grad, torch.tensor([-0.2]))
+    assert is_clipped({"clip": 3.5, "clip_mode": "norm"}, norm, largest)
+    assert not is_clipped({"clip": 3.5, "clip_mode": "value"}, norm, largest)
+    assert not is_clipped({"clip": None, "clip_mode": "value"}, norm, largest)
+    with pytest.raises(ValueError, match="clip_mode.*allowed.*value"):
+        is_clipped({"clip": 1.0, "clip_mode": "elementwise"}, norm, largest)
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_value_clipped_update_is_the_hand_computed_one(datasets, tmp_path, model):  # noqa: F811
+    """One SGD step with clip_mode value: p <- p - lr clamp(g, -c, c), g autograd's gradient of the batch the run
+    draws, c the median |g_i| (so that some elements are clamped and some are not); the train row keeps ||g||
+    before clipping and says clipped."""
+    lstm = {"model": "lstm", "activation": None, "init": None, "scale": None} if model == "lstm" else {}
+    spec = make_spec(datasets, optimizer="sgd", lr=0.1, clip=1.0, clip_mode="value", steps=1, **lstm)
+    run = Run(spec, tmp_path)
+    sampler = run.sampler.get_state()
+    x, y, mask = run.draw_batch()
+    run.sampler.set_state(sampler)
+    params = list(run.model.parameters())
+    before = [p.detach().clone() for p in params]
+    grads = torch.autograd.grad(masked_loss("adding", run.model(x), y, mask), params)
+    clip = float(torch.cat([g.flatten() for g in grads]).abs().median())
+    run.spec = {**spec, "clip": clip}
+    assert run.train_step()
+    flat = torch.cat([g.flatten() for g in grads]).abs()
+    assert (flat > clip).any() and (flat < clip).any()
+    for p, start, g in zip(params, before, grads, strict=True):
+        torch.testing.assert_close(p.detach(), start - 0.1 * g.clamp(-clip, clip), rtol=1e-6, atol=1e-8)
+    row = run.rows[-1]
+    assert row["clipped"] and row["grad_norm"] == pytest.approx(float(torch.linalg.vector_norm(flat)), rel=1e-6)

@@ -199,7 +199,7 @@ def mean_field_columns(spec: pd.DataFrame) -> pd.DataFrame:
     settings = spec[keys].drop_duplicates()
     values = []
     for act, init, g, task, T, variant, hidden, input_init in settings.itertuples(index=False):  # noqa: N806
-        s2 = theory.input_variance(task, T, variant, input_init) if hidden > 1 else math.nan
+        s2 = theory.input_variance(task, T, variant, input_init, hidden) if hidden > 1 else math.nan
         lam = theory.mean_field_lyapunov(act, init, g, s2)
         values.append((s2, lam, float(theory.mean_field_contribution_rate(act, init, g, s2))))
     names = ["input_var", "mean_field_rate", "mean_field_contribution_rate"]

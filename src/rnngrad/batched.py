@@ -6,8 +6,8 @@ generator, rows, logs, evaluation, gradient logging, checkpoints and files, and 
 buffers are views into the stacked [K, ...] tensors, so its model, state_dict and checkpoints see the stacked
 values. The update is stacked, and nothing on its path is per member but each member's draw of its batch indices
 from its own generator: one gather of every member's batch, forward, explicit backpropagation through time,
-loss, batch metrics, gradient norm, clipping and the optimizer step (optim.py's rules), and one read of the
-[4, K] numbers that become the members' train rows.
+loss, batch metrics, gradient norm, clipping (by norm or by value, per member) and the optimizer step (optim.py's
+rules), and one read of the [5, K] numbers that become the members' train rows.
 
 A member's numbers do not depend on the others where its blocks of the stacked tensors start where a lone run's
 would, on 64-byte boundaries (the BLAS kernels, it seems, take another code path, with other roundings, for a
@@ -42,7 +42,8 @@ from rnngrad.train import Run, completed_status, resolve_device
 # activations would add an op per activation to every time step for no grouping the pipeline makes.
 SHARED_KEYS = (
     "model", "task", "variant", "task_params", "T", "train_data", "test_data", "activation", "hidden", "batch_size",
-    "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "device", "error_rule",
+    "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "rmsprop_eps", "rmsprop_init", "device",
+    "error_rule",
 )  # fmt: skip
 # The shape rule, from `benchmarks/groups.py --sweep` (pure steps, K=12, T=50, adding, Adam, one thread, CPU time,
 # batched group vs one run; benchmarks/results/groups.json, measured on a loaded 2-core AMD EPYC, AVX2): stacking
@@ -170,8 +171,14 @@ class Stack:
         for k, run in enumerate(runs):
             for key, stacked in self.buffers.items():
                 run.optimizer.buffers[key] = [buffer[k] for buffer in stacked]
-        clips = [run.spec["clip"] for run in runs]
-        self.clips = torch.tensor([math.inf if clip is None else clip for clip in clips], dtype=torch.float64)
+        # Per member: the norm threshold (inf: not clipped by norm) and the value bound (inf: not clipped by value),
+        # so that members clipping by norm, by value (clip_mode) or not at all share a stack.
+        clips = [(run.spec["clip"], run.spec["clip_mode"]) for run in runs]
+        self.clips = torch.tensor(
+            [clip if clip is not None and mode == "norm" else math.inf for clip, mode in clips], dtype=torch.float64
+        )
+        self.bounds = [clip if clip is not None and mode == "value" else math.inf for clip, mode in clips]
+        self.by_value = any(bound < math.inf for bound in self.bounds)
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every member's next training batch as [K, B, ...], gathered in one op: each member draws its sequence
@@ -183,7 +190,8 @@ class Stack:
 
     def gradients(self, x, y, mask) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Stacked gradients of every member's loss on its batch (x [K, B, T, D], y and mask [K, B, T]), and per
-        member the train row's numbers as a [4, K] tensor: loss, gradient norm, metric, share of sequences right."""
+        member the train row's numbers as a [5, K] tensor: loss, gradient norm, metric, share of sequences right,
+        and the largest |g_i| (what value clipping compares with its bound)."""
         spec = self.runs[0].spec
         leaves = [param.detach().requires_grad_() for param in self.params]
         with torch.enable_grad():
@@ -196,16 +204,21 @@ class Stack:
         norms = torch.linalg.vector_norm(torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1), dim=1)
         rule = {} if spec["error_rule"] is None else {"error_rule": spec["error_rule"]}  # as losses.metrics
         metric, right = tasks.get(spec["task"]).metrics(outputs.detach(), y, mask, **rule)
-        return list(grads), torch.stack([loss.detach(), norms, metric, right])
+        largest = torch.stack([g.flatten(1).abs().amax(1) for g in grads], 1).amax(1)  # train.grad_largest
+        return list(grads), torch.stack([loss.detach(), norms, metric, right, largest])
 
     @torch.no_grad()
     def update(self, grads: list[torch.Tensor], norms: torch.Tensor) -> None:
-        """Clip each member's gradient (Pascanu et al.: g <- clip * g / ||g|| where ||g|| > clip), then one step
-        of the optimizer for every member, with :class:`rnngrad.optim.Optimizer`'s exact rules. Per-member
-        scalars are computed in float64 and rounded once, as Python floats are on the sequential path."""
+        """Clip each member's gradient (clip_mode norm, Pascanu et al.: g <- clip * g / ||g|| where ||g|| > clip;
+        value: every element clamped to [-clip, clip], as :func:`rnngrad.train.clip_gradients`), then one step of
+        the optimizer for every member, with :class:`rnngrad.optim.Optimizer`'s exact rules. Per-member scalars
+        are computed in float64 and rounded once, as Python floats are on the sequential path."""
         norms = norms.double()
         factors = torch.where(norms > self.clips, self.clips / norms, 1.0).float()  # x * 1.0 is x, bit for bit
         grads = [grad.mul_(_per_member(factors, grad)) for grad in grads]
+        if self.by_value:  # clamping to +-inf leaves a member clipped by norm, or not at all, bit for bit
+            bounds = torch.tensor(self.bounds, dtype=grads[0].dtype)
+            grads = [grad.clamp_(-_per_member(bounds, grad), _per_member(bounds, grad)) for grad in grads]
         optimizer = self.runs[0].optimizer  # name, lr, momentum and alpha are shared (SHARED_KEYS)
         for run in self.runs:
             run.optimizer.steps += 1
@@ -221,7 +234,7 @@ class Stack:
                 p.add_(self.buffers["first"][i].mul_(optimizer.momentum).add_(grad), alpha=-optimizer.lr)
             elif optimizer.name == "rmsprop":
                 sq = self.buffers["second"][i].mul_(optimizer.alpha).addcmul_(grad, grad, value=1 - optimizer.alpha)
-                p.addcdiv_(grad, sq.sqrt().add_(EPS["rmsprop"]), value=-optimizer.lr)
+                p.addcdiv_(grad, sq.sqrt().add_(optimizer.eps), value=-optimizer.lr)
             else:
                 first = self.buffers["first"][i].lerp_(grad, 1 - beta1)
                 second = self.buffers["second"][i].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -241,14 +254,16 @@ class Group:
 
     def step(self) -> None:
         """The logging and evaluation due, then one update, for every active member: one batch gather, one
-        stacked forward and backward, and one read of the [4, K] row numbers (the only host transfer)."""
+        stacked forward and backward, and one read of the [5, K] row numbers (the only host transfer)."""
         for run in self.active:
             run.before_step()
         grads, numbers = self.stack.gradients(*self.stack.draw())
         name = tasks.get(self.active[0].spec["task"]).METRIC_NAME
         finite = [
-            run.record_train(loss, {"metric": metric, "metric_name": name, "seq_solved_frac": right}, norm)
-            for run, loss, norm, metric, right in zip(self.active, *numbers.tolist(), strict=True)
+            run.record_train(
+                loss, {"metric": metric, "metric_name": name, "seq_solved_frac": right}, norm, largest=largest
+            )
+            for run, loss, norm, metric, right, largest in zip(self.active, *numbers.tolist(), strict=True)
         ]
         norms = numbers[1]
         if not all(finite):  # diverged members stop here, their parameters as they were before this update

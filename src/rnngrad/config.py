@@ -21,8 +21,9 @@ from rnngrad.contract import METHODS_OFF, data_path
 from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-TRAIN_METHOD_KEYS = ("input_init", "readout_init", "init_nonzero", "fresh_data", "until_solved", "train_lengths",
-                     "eval_lengths")  # fmt: skip
+TRAIN_METHOD_KEYS = ("input_init", "readout_init", "clip_mode", "rmsprop_eps", "rmsprop_init", "init_nonzero",
+                     "fresh_data", "until_solved", "train_lengths", "eval_lengths")  # fmt: skip
+CLIP_MODES = ("norm", "value")  # train.clip_mode (rnngrad.train.clip_gradients)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "regularizer", "seed")
 # The train keys of the papers' methods (README "The papers' methods"), off unless a config sets them.
 TRAIN_DEFAULTS = {key: METHODS_OFF[key] for key in TRAIN_METHOD_KEYS} | {"until_solved": False}
@@ -175,7 +176,17 @@ def check_models(config: dict) -> None:
 
 
 def _check_methods(where: str, train: dict) -> None:
-    """The papers' methods that need each other: mixed lengths need fresh data, in a range that is not empty."""
+    """The papers' methods that need each other: mixed lengths need fresh data, in a range that is not empty; a
+    known clipping mode; an RMSProp denominator that cannot be 0 (eps and the accumulator's start not both 0)."""
+    if train["clip_mode"] not in CLIP_MODES:
+        raise ConfigError(
+            f"config key {where}.clip_mode: unknown value {train['clip_mode']!r}; allowed: {list(CLIP_MODES)}"
+        )
+    if train["rmsprop_eps"] == 0 and train["rmsprop_init"] == 0:
+        raise ConfigError(
+            f"config key {where}.rmsprop_eps: 0 with rmsprop_init 0 divides a zero gradient by 0 at the first "
+            "step; allowed: rmsprop_eps > 0, or rmsprop_init > 0 (Arjovsky et al. 2016's code: eps 0, init 1e-3)"
+        )
     lengths = train["train_lengths"]
     if lengths is not None:
         if not train["fresh_data"]:

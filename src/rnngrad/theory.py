@@ -63,9 +63,10 @@ MEAN_FIELD_INITS = ("orthogonal", "gaussian", "identity")
 NO_MEAN_FIELD_INIT = "sparse"
 
 
-def input_variance(task: str, T: float, variant: str, input_init: str = "fan_in") -> float:  # noqa: N803
+def input_variance(task: str, T: float, variant: str, input_init: str = "fan_in", hidden: int | None = None) -> float:  # noqa: N803
     """s^2 = Var((U x_t)_i) = E_t ||x_t||^2 Var(U_ij): 1/(3D) for the default U_ij ~ uniform(-1/sqrt(D), 1/sqrt(D))
-    (input_init "fan_in"), sigma^2 for U_ij ~ N(0, sigma^2) (input_init a number, as the tables write it).
+    (input_init "fan_in"), 2/(D+H) for Glorot's uniform(-sqrt(6/(D+H)), sqrt(6/(D+H))) (input_init "glorot", which
+    needs ``hidden`` H), sigma^2 for U_ij ~ N(0, sigma^2) (input_init a number, as the tables write it).
 
     The input drive, averaged over the steps of a sequence (the task's own input_moments, at its default
     parameters) and over the random U; NaN for an unknown task (no theory is drawn then)."""
@@ -74,6 +75,8 @@ def input_variance(task: str, T: float, variant: str, input_init: str = "fan_in"
     _, mean_square = tasks.input_moments(task, round(T), variant)
     if input_init == "fan_in":
         return mean_square / (3.0 * tasks.n_inputs(task))
+    if input_init == "glorot":
+        return math.nan if hidden is None else mean_square * 2.0 / (tasks.n_inputs(task) + hidden)
     return mean_square * float(input_init) ** 2
 
 

@@ -85,6 +85,37 @@ def grad_norm(params) -> float:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
 
 
+def grad_largest(params) -> float:
+    """max |g_i| over every element of every parameter's gradient (what value clipping compares with c)."""
+    return float(torch.stack([p.grad.abs().max() for p in params]).max())
+
+
+CLIP_MODES = ("norm", "value")
+
+
+def is_clipped(spec: dict, norm: float, largest: float) -> bool:
+    """Whether the update's gradient is clipped: by norm (Pascanu et al. 2013) where ||g|| > c, by value (Arjovsky et
+    al. 2016's code) where some |g_i| > c, so that the metrics' ``clipped`` column says the clip changed g."""
+    clip, mode = spec["clip"], spec["clip_mode"]
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clip_mode: unknown value {mode!r}; allowed: {list(CLIP_MODES)}")
+    return clip is not None and (largest if mode == "value" else norm) > clip
+
+
+def clip_gradients(params, spec: dict, norm: float) -> None:
+    """Clip the gradients in place, as is_clipped decided: ``norm``, Pascanu et al. 2013's Algorithm 1,
+    g <- c g / ||g||; ``value``, every element clamped to [-c, c], as Arjovsky et al. 2016's baselines
+    (github.com/amarshah/complex_RNN at 3537fbf: adding_problem.py lines 59-82 and memory_problem.py lines 51-74,
+    ``T.clip(g, -gradient_clipping, gradient_clipping)`` with gradient_clipping = 1, for the LSTM, IRNN and tanh
+    RNN, not the unitary RNN)."""
+    clip = spec["clip"]
+    for p in params:
+        if spec["clip_mode"] == "value":
+            p.grad.clamp_(-clip, clip)
+        else:
+            p.grad.mul_(clip / norm)
+
+
 class Run:
     """One training run: its state and the rows it has logged so far (all of which a checkpoint holds)."""
 
@@ -123,7 +154,13 @@ class Run:
             init_nonzero=spec["init_nonzero"],
         ).to(device=self.device, dtype=self.dtype)
         self.optimizer = Optimizer(
-            spec["optimizer"], self.model.parameters(), spec["lr"], spec["momentum"], spec["rmsprop_alpha"]
+            spec["optimizer"],
+            self.model.parameters(),
+            spec["lr"],
+            spec["momentum"],
+            spec["rmsprop_alpha"],
+            spec["rmsprop_eps"],
+            spec["rmsprop_init"],
         )
         self.sampler = torch.Generator().manual_seed(spec["seed"] + SAMPLER_SEED_OFFSET)
         self.step = 0
@@ -245,10 +282,13 @@ class Run:
         index = self.batch_index().to(self.device)
         return tuple(part[index] for part in self.train_set)
 
-    def record_train(self, loss: float, batch_metrics: dict, norm: float, omega: float = math.nan) -> bool:
-        """Append this step's train row (the batch's T, the regulariser's Omega); False when its loss or gradient
-        norm is NaN/Inf."""
-        clipped = self.spec["clip"] is not None and norm > self.spec["clip"]
+    def record_train(
+        self, loss: float, batch_metrics: dict, norm: float, omega: float = math.nan, largest: float = math.nan
+    ) -> bool:
+        """Append this step's train row (the batch's T, the regulariser's Omega, whether the gradient is clipped:
+        :func:`is_clipped` of its norm and, for value clipping, its largest element); False when its loss or
+        gradient norm is NaN/Inf."""
+        clipped = is_clipped(self.spec, norm, largest)
         extras = self._row_extras(self.batch_length, norm, clipped, omega)
         self.rows.append({"step": self.step, "split": "train", "loss": loss, **batch_metrics, **extras})
         return math.isfinite(loss) and math.isfinite(norm)
@@ -275,12 +315,12 @@ class Run:
             omega = float(value)
         params = list(self.model.parameters())
         norm = grad_norm(params)
+        largest = grad_largest(params) if self.spec["clip_mode"] == "value" else math.nan
         batch_metrics = metrics(self.spec["task"], outputs, y, mask, self.spec["error_rule"])
-        if not self.record_train(float(loss.detach()), batch_metrics, norm, omega):
+        if not self.record_train(float(loss.detach()), batch_metrics, norm, omega, largest):
             return False
-        if self.rows[-1]["clipped"]:  # Pascanu et al. 2013, Algorithm 1: g <- threshold * g / ||g||
-            for p in params:
-                p.grad.mul_(self.spec["clip"] / norm)
+        if self.rows[-1]["clipped"]:  # by norm (Pascanu et al. 2013, Algorithm 1) or by value (clip_mode)
+            clip_gradients(params, self.spec, norm)
         self.optimizer.step()
         return True
 

@@ -189,7 +189,11 @@ def predicted_lengths(runs: pd.DataFrame) -> pd.DataFrame:
     keys = ["panel", "row", "activation", "init", "scale", "task", "variant", "hidden", "input_init"]
     rows = []
     for (panel, row, act, init, g, task, variant, hidden, input_init), group in rnn.groupby(keys, sort=False):
-        s2 = theory.input_variance(task, float(group["T"].median()), variant, input_init) if hidden > 1 else np.nan
+        s2 = (
+            theory.input_variance(task, float(group["T"].median()), variant, input_init, hidden)
+            if hidden > 1
+            else np.nan
+        )
         xi = theory.memory_time(act, init, g, s2)
         rows.append({"panel": panel, "row": row, "length": TRAINABLE_MULTIPLE * xi})
     return pd.DataFrame(rows, columns=["panel", "row", "length"])

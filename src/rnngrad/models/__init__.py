@@ -14,7 +14,7 @@ import importlib
 import inspect
 import pkgutil
 
-from rnngrad.models._base import FAN_IN, RecurrentModel, input_weights
+from rnngrad.models._base import FAN_IN, GLOROT, RecurrentModel, glorot_bound, input_weights
 from rnngrad.models._user import CellModel, check_cell, load_cell, user_model
 from rnngrad.models.gru import GRU
 from rnngrad.models.lru import LRU
@@ -42,7 +42,7 @@ def build_model(model: str, n_in: int, hidden: int, n_out: int, cell: str | None
 
 
 __all__ = [
-    "ACTIVATIONS", "FAN_IN", "GRU", "INITS", "LRU", "LSTM", "MODELS", "Activation", "CellModel", "LSTMBaseline",
-    "Recurrence", "RecurrentModel", "VanillaRNN", "activation", "build_model", "check_cell", "input_weights",
-    "load_cell", "recurrent_init", "user_model",
+    "ACTIVATIONS", "FAN_IN", "GLOROT", "GRU", "INITS", "LRU", "LSTM", "MODELS", "Activation", "CellModel",
+    "LSTMBaseline", "Recurrence", "RecurrentModel", "VanillaRNN", "activation", "build_model", "check_cell",
+    "glorot_bound", "input_weights", "load_cell", "recurrent_init", "user_model",
 ]  # fmt: skip

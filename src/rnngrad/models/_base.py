@@ -10,15 +10,28 @@ import torch
 from torch import nn
 
 FAN_IN = "fan_in"  # the default input and readout initialisation (see input_weights)
+GLOROT = "glorot"  # Glorot and Bengio 2010's uniform initialisation, as Arjovsky et al. 2016's code draws it
+
+
+def glorot_bound(shape: tuple[int, int]) -> float:
+    """sqrt(6 / (fan_in + fan_out)): the bound of Arjovsky et al.'s ``initialize_matrix`` (models.py, lines 6-12 of
+    github.com/amarshah/complex_RNN at 3537fbf), uniform(-bound, bound), variance 2 / (fan_in + fan_out)."""
+    return math.sqrt(6.0 / (shape[0] + shape[1]))
 
 
 def input_weights(init: str | float, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     """Input (U) or readout (V) weights [out, in]: ``fan_in`` draws uniform(-1/sqrt(in), 1/sqrt(in)), as
-    torch.nn.RNN and nn.Linear do; a number sigma draws N(0, sigma^2), as Pascanu et al. 2013 (sigma = 0.01)."""
+    torch.nn.RNN and nn.Linear do; ``glorot`` draws uniform(-sqrt(6/(in+out)), sqrt(6/(in+out))), as Arjovsky et
+    al. 2016's code (:func:`glorot_bound`); a number sigma draws N(0, sigma^2), as Pascanu et al. 2013
+    (sigma = 0.01). Every draw comes from the run's generator."""
     if init == FAN_IN:
         return uniform(shape, 1.0 / math.sqrt(shape[1]), generator)
+    if init == GLOROT:
+        return uniform(shape, glorot_bound(shape), generator)
     if isinstance(init, bool) or not isinstance(init, int | float) or not init > 0 or not math.isfinite(init):
-        raise ValueError(f"input_init/readout_init: {init!r} is invalid; allowed: {FAN_IN!r} or a number sigma > 0")
+        raise ValueError(
+            f"input_init/readout_init: {init!r} is invalid; allowed: {FAN_IN!r}, {GLOROT!r} or a number sigma > 0"
+        )
     return torch.randn(shape, generator=generator, dtype=torch.float64) * float(init)
 
 
