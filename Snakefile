@@ -2,6 +2,7 @@
 # Every job is one `rnngrad` CLI call; see workflow/rules/*.smk and ../shared/DESIGN.md.
 import gc
 import json
+import shlex
 import sys
 
 from snakemake.utils import min_version, validate
@@ -13,9 +14,6 @@ min_version("9.0")
 # nothing to free. Young objects are still collected as often as before; only full collections are rarer.
 gc.set_threshold(*gc.get_threshold()[:2], 1000)
 
-# Jobs run `python -m rnngrad` from this checkout's src/, so the same command works in the venv, in an activated
-# conda env, and in each rule's own env under --use-conda (which has the dependencies, not the package).
-shell.prefix(f"set -euo pipefail; export PYTHONPATH='{workflow.basedir}/src'; ")
 # The plan reads the grid, the run files and the figures' tables from the same src/ as the jobs, not from
 # whichever rnngrad the environment has installed (another checkout, for an editable install).
 sys.path.insert(0, f"{workflow.basedir}/src")
@@ -34,6 +32,16 @@ if not config:
 validate(config, "workflow/schemas/config.schema.yaml")
 SPECS = rnngrad_config.expand(config)
 rnngrad_config.check(config, SPECS)
+# Jobs run `python -m rnngrad` from this checkout's src/, so the same command works in the venv, in an activated
+# conda env, and in each rule's own env under --use-conda (which has the dependencies, not the package). Then come
+# the folders of the users' cells (cells_path) and the PYTHONPATH the job inherits (locally snakemake's; on SLURM
+# the submitting shell's, which the slurm plugin passes with sbatch --export=ALL), where the check found them.
+JOB_PYTHONPATH = ":".join(
+    [f"{workflow.basedir}/src", *rnngrad_config.cell_folders(config)]
+)
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={shlex.quote(JOB_PYTHONPATH)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
 NAME = config["name"]  # every output of this config lives under its own root
 RESULTS = rnngrad_config.results_root(config)

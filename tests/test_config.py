@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import sys
 
 import pytest
 import yaml
@@ -121,6 +123,26 @@ BAD_CONFIGS = {
         ["baselines.grid.2"],
     ),  # fmt: skip
     "unknown model": (_set("experiments.baselines.grid.2.model", "elman"), ["baselines.grid.2.model", "elman", "gru"]),
+    "unknown model in a list": (
+        _set("experiments.baselines.grid.2.model", ["lstm", "elman"]),
+        ["baselines.grid.2.model.1: unknown value 'elman'", "allowed", "gru"],
+    ),
+    "activation on a list without rnn": (
+        _set(
+            "experiments.baselines.grid.2",
+            {"task": ["adding"], "T": [8], "seed": [0], "model": ["gru", "lru"], "activation": ["tanh"]},
+        ),
+        ["baselines.grid.2"],
+    ),
+    "forget bias on a list without lstm": (
+        _set(
+            "experiments.baselines.grid.2",
+            {"task": ["adding"], "T": [8], "seed": [0], "model": ["gru", "lru"], "forget_bias": [1.0]},
+        ),
+        ["baselines.grid.2"],
+    ),
+    "repeated model in a list": (_set("experiments.baselines.grid.2.model", ["lstm", "lstm"]), ["grid.2.model"]),
+    "cells_path folder missing": (_set("cells_path", ["no/such/folder"]), ["cells_path.0", "no/such/folder"]),
     "user cell without a colon": (_set("cells", {"mine": "my_cells"}), ["cells.mine"]),
     "user cell not importable": (_set("cells", {"mine": "no_such_module_x:Cell"}), ["cells.mine", "no_such_module_x"]),
     "user cell not a module": (_set("cells", {"mine": "math:pi"}), ["cells.mine", "nn.Module"]),
@@ -252,3 +274,56 @@ def test_a_users_cell_named_under_cells_expands_into_runs():
     spec = next(s for s in configuration.expand(config) if s["model"] == "torchgru")
     assert spec["cell"] == "torch.nn:GRUCell" and spec["label"] == "torchgru"
     assert spec["run_id"] == "adding/T8/torchgru/noclip/seed0"
+
+
+def test_model_takes_a_list_like_every_grid_axis():
+    """A list of models is the union of the blocks of one model each, in grid order; a one-name list and the
+    scalar give the same runs (ids unchanged), and the per-model axes reach only their model's runs."""
+    config = default()
+    config["cells"] = {"torchgru": "torch.nn:GRUCell"}
+    block = {"task": ["adding"], "T": [8], "seed": [0, 1], "activation": ["tanh"], "init": ["orthogonal"],
+             "scale": [1.0], "regularizer": [0, 2.0], "forget_bias": [1.0]}  # fmt: skip
+    config["experiments"] = {"mixed": {"grid": [{**block, "model": ["rnn", "lstm", "torchgru"]}]}}
+    config["figures"] = {}
+    configuration.validate(config)
+    listed = [s["run_id"] for s in configuration.expand(config)]
+    assert listed == [
+        f"adding/T8/{arch}/seed{seed}"
+        for arch in ("tanh/orthogonal-1/noclip", "tanh/orthogonal-1/noclip-reg2", "lstm-fb1/noclip", "torchgru/noclip")
+        for seed in (0, 1)
+    ]
+    config["experiments"] = {"mixed": {"grid": [{**block, "model": ["rnn"]}]}}
+    one = configuration.expand(config)
+    config["experiments"] = {"mixed": {"grid": [{**block, "model": "rnn"}]}}
+    assert one == configuration.expand(config)
+    lstm = {"task": ["adding"], "T": [8], "seed": [0], "forget_bias": [1.0]}
+    config["experiments"] = {"mixed": {"grid": [{**lstm, "model": ["lstm", "gru"]}]}}
+    ids = [s["run_id"] for s in configuration.expand(config)]
+    assert ids == ["adding/T8/lstm-fb1/noclip/seed0", "adding/T8/gru/noclip/seed0"]  # no forget bias on the GRU
+
+
+def test_a_bad_model_in_a_list_names_the_entry_and_the_configs_cells():
+    config = default()
+    config["cells"] = {"torchgru": "torch.nn:GRUCell"}
+    config["experiments"]["baselines"]["grid"][2]["model"] = ["lstm", "torchgur"]
+    with pytest.raises(configuration.ConfigError) as error:
+        configuration.validate(config)
+    message = str(error.value)
+    assert "experiments.baselines.grid.2.model.1: unknown value 'torchgur'" in message
+    assert "'torchgru'" in message.split("allowed:")[1] and "'lstm'" in message.split("allowed:")[1]
+
+
+def test_cells_path_puts_a_users_folder_on_the_import_path(tmp_path, monkeypatch):
+    """A cell module in a folder named by cells_path (relative to the working directory) imports and trains."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    shutil.copy(ROOT / "tests" / "cells" / "oscillator_cell.py", tmp_path / "mine" / "path_oscillator.py")
+    config = default()
+    config["cells"] = {"osc": "path_oscillator:CoupledOscillator"}
+    config["experiments"]["baselines"]["grid"][2]["model"] = ["lstm", "osc"]
+    with pytest.raises(configuration.ConfigError, match="cells.osc: cannot import module 'path_oscillator'"):
+        configuration.validate(config)
+    config["cells_path"] = ["mine"]
+    configuration.validate(config)
+    assert str(tmp_path / "mine") in sys.path and configuration.cell_folders(config) == [str(tmp_path / "mine")]

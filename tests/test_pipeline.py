@@ -28,9 +28,9 @@ FIGURES = Path("figures", "smoke")
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", "--cores", "2", *args]
-    result = subprocess.run(command, cwd=workdir, env=ENV, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=workdir, env=env or ENV, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
@@ -91,9 +91,9 @@ def test_nothing_to_do_on_a_rerun(smoke):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+def planned_jobs(workdir: Path, *args: str, env: dict | None = None) -> dict[str, int]:
     """Jobs a dry run would run, by rule (Snakemake's "Job stats" table)."""
-    result = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    result = snakemake(workdir, "-n", "--quiet", "rules", *args, env=env)
     text = result.stdout + result.stderr
     table = text[text.index("Job stats:") :].split("\n\n")[0]
     rows = [line.split() for line in table.splitlines()[3:]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from test_train import datasets, make_spec  # noqa: F401 - datasets is a fixture
 
 from rnngrad import tables
-from rnngrad.io import read_json, write_json
+from rnngrad.io import file_sha256, read_json, write_json
 from rnngrad.provenance import code_sha256, training_code
 from rnngrad.train import train, train_group
 
@@ -65,3 +66,24 @@ def test_a_group_reports_its_member_and_each_run_its_progress(datasets, tmp_path
     assert "group member 1/2: m0" in log and "group member 2/2: m1" in log
     assert "m1: step 10/20: train loss" in log and "steps/s, ETA" in log
     assert "m0: completed after 20 steps" in log
+
+
+def test_a_users_cell_file_is_part_of_its_runs_code_version(datasets, tmp_path, monkeypatch):  # noqa: F811
+    """status.json names the cell's module, file and sha256; a run is kept while that file is unchanged, and is
+    retrained (not kept by its group) and listed as stale once the file is edited."""
+    from rnngrad.train import completed_status
+
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "mine"), *sys.path])
+    (tmp_path / "mine").mkdir()
+    cell_file = tmp_path / "mine" / "status_oscillator.py"
+    shutil.copy(Path(__file__).parent / "cells" / "oscillator_cell.py", cell_file)
+    target = "status_oscillator:CoupledOscillator"
+    spec = make_spec(datasets, model="osc", cell=target, activation=None, init=None, scale=None, label="osc", steps=3)
+    run_dir = tmp_path / "results" / "runs" / "e" / "osc"
+    status = train(spec, run_dir)
+    recorded = {"target": target, "module": "status_oscillator", "file": str(cell_file.resolve())}
+    assert status["provenance"]["cell"] == {**recorded, "sha256": file_sha256(cell_file)}
+    assert completed_status(spec, run_dir) == status and tables.stale_runs(tmp_path / "results") == []
+    cell_file.write_text(cell_file.read_text() + "# an edited line\n")
+    assert completed_status(spec, run_dir) is None
+    assert tables.stale_runs(tmp_path / "results") == [(str(run_dir), code_sha256())]

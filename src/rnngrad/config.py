@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,20 +160,46 @@ def check_models(config: dict) -> None:
     allowed = [*MODELS, *user]
     for name, experiment in config["experiments"].items():
         for i, block in enumerate(experiment["grid"]):
-            model = block.get("model", "rnn")
-            if model not in allowed:
-                raise ConfigError(
-                    f"config key experiments.{name}.grid.{i}.model: unknown value {model!r}; allowed: {allowed} "
-                    "(a user's cell needs an entry in cells: name: module:Class)"
-                )
+            listed = isinstance(block.get("model"), list)
+            for j, model in enumerate(block_models(block)):
+                if model not in allowed:
+                    raise ConfigError(
+                        f"config key experiments.{name}.grid.{i}.model{f'.{j}' if listed else ''}: unknown value "
+                        f"{model!r}; allowed: {allowed} (a user's cell needs an entry in cells: name: module:Class)"
+                    )
+    for i, folder in enumerate(cell_folders(config)):
+        if not Path(folder).is_dir():
+            raise ConfigError(
+                f"config key cells_path.{i}: no folder {config['cells_path'][i]!r} ({folder}); allowed: a folder "
+                "relative to the working directory (where snakemake runs), or an absolute one"
+            )
     if user:
         from rnngrad.models import check_cell
+
+        use_cell_folders(config)
 
         for key, target in user.items():
             try:
                 check_cell(target)
             except ValueError as err:
                 raise ConfigError(f"config key cells.{key}: {err}") from err
+
+
+def block_models(block: dict) -> list[str]:
+    """The cells a grid block trains: its ``model``, one name or a list of them (rnn where absent)."""
+    model = block.get("model", "rnn")
+    return [model] if isinstance(model, str) else list(model)
+
+
+def cell_folders(config: dict) -> list[str]:
+    """``cells_path`` as absolute folders (relative ones from the working directory, where snakemake runs)."""
+    return [str(Path(folder).absolute()) for folder in config.get("cells_path", [])]
+
+
+def use_cell_folders(config: dict) -> None:
+    """Put ``cells_path`` on this process's import path (after what is there), so that the check and the plan
+    import the users' cells from where the jobs will (the Snakefile puts the same folders on the jobs' PYTHONPATH)."""
+    sys.path.extend(folder for folder in cell_folders(config) if folder not in sys.path)
 
 
 def _check_methods(where: str, train: dict) -> None:
@@ -207,23 +234,25 @@ def _merged(defaults: dict, override: dict | None) -> dict:
 
 
 def _block_points(block: dict) -> list[dict]:
-    """The grid points of one block: the product of its axes (only an rnn block has activation, init and scale,
-    only an lstm block a forget_bias)."""
-    model = block.get("model", "rnn")
-    rnn = model == "rnn"
-    axes = {
-        "task": block["task"],
-        "T": block["T"],
-        "model": [model],
-        "activation": block["activation"] if rnn else [None],
-        "init": block["init"] if rnn else [None],
-        "scale": block["scale"] if rnn else [None],
-        "forget_bias": block.get("forget_bias", [None]),
-        "clip": block.get("clip", [None]),
-        "regularizer": block.get("regularizer", [0]),
-        "seed": block["seed"],
-    }
-    return [dict(zip(GRID_AXES, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    """The grid points of one block: the product of its axes in GRID_AXES order (only an rnn run has an
+    activation, init, scale and regulariser, only an lstm run a forget_bias)."""
+    points = []
+    for task, length, model in itertools.product(block["task"], block["T"], block_models(block)):
+        rnn = model == "rnn"
+        axes = {
+            "task": [task],
+            "T": [length],
+            "model": [model],
+            "activation": block["activation"] if rnn else [None],
+            "init": block["init"] if rnn else [None],
+            "scale": block["scale"] if rnn else [None],
+            "forget_bias": block.get("forget_bias", [None]) if model == "lstm" else [None],
+            "clip": block.get("clip", [None]),
+            "regularizer": block.get("regularizer", [0]) if rnn else [0],
+            "seed": block["seed"],
+        }
+        points += [dict(zip(GRID_AXES, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    return points
 
 
 def run_id(spec: dict) -> str:

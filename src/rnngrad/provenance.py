@@ -4,7 +4,9 @@ A run's numbers depend on the modules training imports, not on the figure or tab
 so ``code_sha256`` hashes the training code alone (:func:`training_code`; a test holds it equal to what
 ``rnngrad.train`` and ``rnngrad.batched`` import): a changed figure module leaves runs current, a changed
 gradients.py makes every run stale. The train rule takes the same files as inputs, so Snakemake retrains after
-such a change, and ``rnngrad stale`` lists the runs a checkout would retrain.
+such a change, and ``rnngrad stale`` lists the runs a checkout would retrain. A user's cell (``cells`` in a
+config) lives outside the package: its run's code version is ``code_sha256`` and the sha256 of the file defining
+the cell (``provenance.cell``), and the train rule takes that file as an input of the cell's jobs.
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ def git_state(folder: Path = PACKAGE) -> dict:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
-def provenance(device: str, threads: int) -> dict:
-    """What status.json records about the code and the machine that produced a run."""
+def provenance(device: str, threads: int, cell: str | None = None) -> dict:
+    """What status.json records about the code and the machine that produced a run; for a user's cell (``cell``,
+    module:Class) also its module, file and sha256 (:func:`rnngrad.models.cell_source`), the part of the run's
+    code that lives outside this package."""
     import torch  # here: the figures' manifest records provenance too and needs no torch import
 
-    return {
+    record = {
         "code_sha256": code_sha256(),
         **git_state(),
         "torch": torch.__version__,
@@ -64,3 +68,18 @@ def provenance(device: str, threads: int) -> dict:
         "device": device,
         "threads": threads,
     }
+    if cell is not None:
+        from rnngrad.models import cell_source
+
+        record["cell"] = cell_source(cell)
+    return record
+
+
+def cell_current(recorded: dict | None, cell: str | None) -> bool:
+    """Whether a run's recorded user cell (status.json's provenance.cell, None for a built-in cell) is the one
+    ``cell`` (module:Class, or None) names now, by its file's content."""
+    if cell is None or recorded is None:
+        return cell is None and recorded is None
+    from rnngrad.models import cell_source
+
+    return recorded.get("sha256") == cell_source(cell)["sha256"]

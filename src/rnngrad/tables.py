@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from rnngrad import tasks
 from rnngrad.config import ConfigError, gamma
 from rnngrad.contract import SPEC_COLUMNS, STREAMED_TABLES
-from rnngrad.io import atomic_write, mismatched_files, read_json, write_parquet
+from rnngrad.io import atomic_write, file_sha256, mismatched_files, read_json, write_parquet
 
 
 def spec_columns(spec: dict) -> dict:
@@ -106,6 +106,8 @@ def read_run(run_dir: str | Path, success: dict) -> tuple[pd.DataFrame, pd.DataF
     status["solved"] = solved(task, status, success)
     status["steps_to_solve"] = steps_to_solve(test, task, status["baseline_loss"], success[task])
     status["code_sha256"] = provenance.get("code_sha256")  # which training code made the run
+    if "cell" in provenance:  # and which file of a user's cell (a column only in tables that hold such runs)
+        status["cell_sha256"] = provenance["cell"]["sha256"]
     for key in ("diverged_at", "solved_at"):
         status[key] = float("nan") if status.get(key) is None else float(status[key])
     status.setdefault("final_error_rate", math.nan)
@@ -115,11 +117,17 @@ def read_run(run_dir: str | Path, success: dict) -> tuple[pd.DataFrame, pd.DataF
 
 
 def code_versions_warning(runs: pd.DataFrame) -> str | None:
-    """A warning listing each training-code version among the runs and its runs (None when all agree)."""
-    versions = runs.groupby("code_sha256", dropna=False, sort=False).run_id.agg(list)
-    if len(versions) < 2:
+    """A warning listing each training-code version among the runs and its runs (None when all agree): the
+    package's code (code_sha256) and, for a user's cell, the file defining it (cell_sha256, per model)."""
+    cells = runs["cell_sha256"] if "cell_sha256" in runs else pd.Series(None, index=runs.index, dtype=object)
+    version = runs["code_sha256"].map(lambda code: f"code {str(code)[:12]}") + [
+        "" if pd.isna(cell) else f", {model} file {cell[:12]}" for model, cell in zip(runs["model"], cells, strict=True)
+    ]
+    versions = runs.groupby(version, sort=False).run_id.agg(list)
+    cell_versions = cells.groupby(runs["model"]).nunique()
+    if runs["code_sha256"].nunique(dropna=False) < 2 and (cell_versions < 2).all():
         return None
-    lines = [f"  code {str(code)[:12]}: {len(ids)} runs, e.g. {ids[0]}" for code, ids in versions.items()]
+    lines = [f"  {label}: {len(ids)} runs, e.g. {ids[0]}" for label, ids in versions.items()]
     return (
         "warning: these tables mix runs made by different training code:\n"
         + "\n".join(lines)
@@ -205,12 +213,17 @@ def read_tables(tables_dir: str | Path, names: tuple[str, ...]) -> dict[str, pd.
 
 
 def stale_runs(results: str | Path) -> list[tuple[str, str | None]]:
-    """(run folder, its code_sha256) of every finished run under ``results`` made by other training code."""
+    """(run folder, its code_sha256) of every finished run under ``results`` made by other training code: other
+    package code, or a user's cell whose file no longer has the content the run recorded."""
     from rnngrad.provenance import code_sha256
 
     stale = []
     for status_file in sorted(Path(results).glob("runs/**/status.json")):
-        code = read_json(status_file).get("provenance", {}).get("code_sha256")
-        if code != code_sha256():
+        provenance = read_json(status_file).get("provenance", {})
+        code, cell = provenance.get("code_sha256"), provenance.get("cell")
+        cell_changed = cell is not None and not (
+            Path(cell["file"]).is_file() and file_sha256(cell["file"]) == cell["sha256"]
+        )
+        if code != code_sha256() or cell_changed:
             stale.append((str(status_file.parent), code))
     return stale

@@ -27,7 +27,7 @@ from rnngrad.io import atomic_write, file_sha256, locked_folders, mismatched_fil
 from rnngrad.losses import masked_loss, metrics
 from rnngrad.models import VanillaRNN, build_model
 from rnngrad.optim import Optimizer
-from rnngrad.provenance import code_sha256, provenance
+from rnngrad.provenance import cell_current, code_sha256, provenance
 
 SAMPLER_SEED_OFFSET = 1_000_003  # the batch sampler's seed, distinct from the initialisation's
 # Fresh data: the dataset seed of a run's minibatch at a step, far above any config's data seeds (< 2^62), so that
@@ -394,7 +394,7 @@ class Run:
             "metric_name": final["metric_name"],
             "baseline_loss": self.baseline,
             "sha256": {name: file_sha256(self.out_dir / name) for name in RUN_FILES if name != "status.json"},
-            "provenance": provenance(str(self.device), torch.get_num_threads()),
+            "provenance": provenance(str(self.device), torch.get_num_threads(), self.spec.get("cell")),
         }
         write_json(self.out_dir / "status.json", status)  # last: its presence means the run is complete
         self.checkpoint_path.unlink(missing_ok=True)
@@ -441,13 +441,19 @@ def train(spec: dict, out_dir: str | Path) -> dict:
 
 
 def completed_status(spec: dict, out_dir: str | Path) -> dict | None:
-    """status.json of a finished run of this spec, by this training code, with every file intact; else None."""
+    """status.json of a finished run of this spec, by this training code (and this file of a user's cell), with
+    every file intact; else None."""
     out_dir = Path(out_dir)
     try:
         status, saved_spec = read_json(out_dir / "status.json"), read_json(out_dir / "spec.json")
     except (OSError, ValueError):
         return None
-    current = saved_spec == spec and status.get("provenance", {}).get("code_sha256") == code_sha256()
+    recorded = status.get("provenance", {})
+    current = (
+        saved_spec == spec
+        and recorded.get("code_sha256") == code_sha256()
+        and cell_current(recorded.get("cell"), spec.get("cell"))
+    )
     return status if current and not mismatched_files(out_dir, status["sha256"]) else None
 
 

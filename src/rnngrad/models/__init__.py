@@ -15,7 +15,7 @@ import inspect
 import pkgutil
 
 from rnngrad.models._base import FAN_IN, GLOROT, RecurrentModel, glorot_bound, input_weights
-from rnngrad.models._user import CellModel, check_cell, load_cell, user_model
+from rnngrad.models._user import CellModel, cell_source, check_cell, load_cell, user_model
 from rnngrad.models.gru import GRU
 from rnngrad.models.lru import LRU
 from rnngrad.models.lstm import LSTM
@@ -43,6 +43,6 @@ def build_model(model: str, n_in: int, hidden: int, n_out: int, cell: str | None
 
 __all__ = [
     "ACTIVATIONS", "FAN_IN", "GLOROT", "GRU", "INITS", "LRU", "LSTM", "MODELS", "Activation", "CellModel",
-    "LSTMBaseline", "Recurrence", "RecurrentModel", "VanillaRNN", "activation", "build_model", "check_cell",
-    "glorot_bound", "input_weights", "load_cell", "recurrent_init", "user_model",
+    "LSTMBaseline", "Recurrence", "RecurrentModel", "VanillaRNN", "activation", "build_model", "cell_source",
+    "check_cell", "glorot_bound", "input_weights", "load_cell", "recurrent_init", "user_model",
 ]  # fmt: skip

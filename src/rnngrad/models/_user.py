@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from rnngrad.io import file_sha256
 from rnngrad.models._base import FAN_IN, RecurrentModel, add_readout
 
 
@@ -67,6 +70,19 @@ def load_cell(target: str) -> type[nn.Module]:
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"{module_name}.{class_name} is not an nn.Module subclass")
     return cls
+
+
+def cell_source(target: str) -> dict:
+    """Where a user's cell comes from: its ``module:Class``, the module that defines the class, that module's file
+    (absolute) and its sha256. The file is an input of the cell's training jobs and its sha256 part of each run's
+    code version (status.json's provenance.cell): editing it retrains the cell's runs. Only that file is tracked,
+    not the modules it imports."""
+    cls = load_cell(target)
+    path = inspect.getsourcefile(cls)
+    if path is None:
+        raise ValueError(f"{target}: no source file defines {cls.__qualname__}; allowed: a class defined in a .py file")
+    path = str(Path(path).resolve())
+    return {"target": target, "module": cls.__module__, "file": path, "sha256": file_sha256(path)}
 
 
 def user_model(target: str, n_in: int, hidden: int, n_out: int, seed: int = 0) -> CellModel:
