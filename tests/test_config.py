@@ -167,6 +167,9 @@ BAD_CONFIGS = {
     "negative rmsprop start": (_set("train.rmsprop_init", -1e-3), ["train.rmsprop_init"]),
     "sparse init with no weights": (_set("train.init_nonzero", 0), ["train.init_nonzero"]),
     "eval length too short": (_set("train.eval_lengths", [1]), ["train.eval_lengths", "T=1"]),
+    "test lengths not a pair": (_set("train.test_lengths", [10]), ["train.test_lengths"]),
+    "test lengths empty": (_set("train.test_lengths", [20, 10]), ["train.test_lengths", "[20, 10] is empty", "T_min"]),
+    "test length too short": (_set("train.test_lengths", [1, 10]), ["train.test_lengths", "min_T=1", "allowed"]),
     "unknown criterion": (_set("tasks.adding.criterion", "loss"), ["tasks.adding.criterion", "errors"]),
     "unknown error rule": (_set("tasks.adding.error_rule", "mine"), ["tasks.adding.error_rule", "pascanu"]),
     "error rule of a classification task": (_set("tasks.copy.error_rule", "pascanu"), ["tasks.copy", "error_rule"]),
@@ -211,6 +214,25 @@ def test_papers_methods_reach_the_spec():
     assert fresh["error_rule"] == "pascanu" and fresh["train_lengths"] == [5, 8]
     assert fresh["eval_data"] == ["results/default/data/adding/le/T80/test-seed2.npz"] and stored["eval_data"] == []
     assert {s["regularizer"] for s in specs.values()} == {0}
+
+
+def test_a_mixed_length_test_set_reaches_the_spec_and_its_dataset_rule():
+    """test_lengths replaces the run's test file by one of mixed lengths, named by its range (so a changed range
+    is another file, regenerated, and another spec, retrained); the dataset rule's pattern takes that name."""
+    import re
+
+    config = default()
+    config["experiments"]["lengths"]["train"] = {"test_lengths": [5, 8]}
+    configuration.validate(config)
+    specs = {s["experiment"]: s for s in configuration.expand(config)}
+    mixed, fixed = specs["lengths"], specs["scales"]
+    assert mixed["test_lengths"] == [5, 8] and fixed["test_lengths"] is None
+    assert mixed["test_data"] == "results/default/data/adding/le/T5-8/test-seed2.npz"
+    assert re.fullmatch(r"results/default/data/adding/le/T\d+/test-seed2\.npz", fixed["test_data"])
+    rule = (ROOT / "workflow" / "rules" / "data.smk").read_text()
+    pattern = re.search(r'T=r"(.+)",', rule).group(1)
+    folder = mixed["test_data"].split("/")[-2]
+    assert re.fullmatch(pattern, folder[1:]) and re.fullmatch(pattern, fixed["test_data"].split("/")[-2][1:])
 
 
 def test_today_s_configs_get_today_s_methods():

@@ -194,3 +194,85 @@ def test_value_clipped_update_is_the_hand_computed_one(datasets, tmp_path, model
         torch.testing.assert_close(p.detach(), start - 0.1 * g.clamp(-clip, clip), rtol=1e-6, atol=1e-8)
     row = run.rows[-1]
     assert row["clipped"] and row["grad_norm"] == pytest.approx(float(torch.linalg.vector_norm(flat)), rel=1e-6)
+
+
+# --- a test set of mixed lengths (train.test_lengths) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "variant", "params"), [("temporal_order", "pascanu", {}), ("copy", "all", {"copy_len": 3})]
+)
+def test_mixed_length_sets_are_deterministic_in_the_seed_and_their_lengths_lie_in_range(task, variant, params):
+    """Each sequence's T drawn from [min_T, T]: the same seed gives the same bytes, another seed others; every
+    drawn length occurs, and every sequence is the task's sequence of its own length, zero-padded after its end
+    (the loss positions end there)."""
+    first = tasks.generate(task, 30, 400, 7, variant, min_T=10, **params)
+    again = tasks.generate(task, 30, 400, 7, variant, min_T=10, **params)
+    assert all(np.array_equal(first[name], again[name]) for name in first)
+    assert not np.array_equal(first["length"], tasks.generate(task, 30, 400, 8, variant, min_T=10, **params)["length"])
+    lengths = first["length"]
+    assert lengths.min() >= 10 and lengths.max() <= 30 and set(lengths) == set(range(10, 31))
+    own = {  # the padded width of a sequence of each drawn T (copy: T plus the copied symbols and the delimiter)
+        int(T): tasks.get(task).layout(1, int(T), variant, **params)["mask"][0][1] for T in np.unique(lengths)
+    }
+    for row, T in enumerate(lengths):
+        assert first["mask"][row].nonzero()[0].max() < own[int(T)] and not first["mask"][row, own[int(T)] :].any()
+        assert not first["x"][row, own[int(T)] :].any()
+    if task == "temporal_order":
+        assert (first["mask"][np.arange(400), lengths - 1]).all() and (first["mask"].sum(1) == 1).all()
+
+
+def test_mixed_length_set_round_trips_with_its_sha256_sidecar(tmp_path):
+    sidecar = tasks.generate_file(tmp_path / "mixed.npz", "temporal_order", 30, 50, 3, "pascanu", min_T=10)
+    assert sidecar["min_T"] == 10 and sidecar["T"] == 30 and set(sidecar["arrays"]) == {"x", "y", "mask", "length"}
+    assert sidecar["baseline_loss"] == pytest.approx(np.log(4))
+    arrays = tasks.load_arrays(tmp_path / "mixed.npz")
+    expected = tasks.generate("temporal_order", 30, 50, 3, "pascanu", min_T=10)
+    assert all(np.array_equal(arrays[name], expected[name]) for name in expected)
+    sidecar["arrays"]["length"]["sha256"] = "0" * 64  # a stale sidecar is refused
+    (tmp_path / "mixed.json").write_text(__import__("json").dumps(sidecar))
+    with pytest.raises(tasks.DatasetError, match="length"):
+        tasks.load(tmp_path / "mixed.npz")
+
+
+def test_bad_min_t_is_refused_naming_it():
+    with pytest.raises(tasks.DatasetError, match=r"min_T=31 is invalid.*allowed: 10 to T"):
+        tasks.generate("temporal_order", 30, 4, 0, "pascanu", min_T=31)
+    with pytest.raises(tasks.DatasetError, match=r"min_T=20 is invalid.*vary already"):
+        tasks.generate("adding", 40, 4, 0, "hochreiter", min_T=20)
+
+
+def test_a_run_with_a_mixed_length_test_set_is_scored_on_it(datasets, tmp_path):  # noqa: F811
+    """The main test set (the one until_solved and the success criterion read) is the mixed file: the run's test
+    rows are the model's loss on it, which is that of each sequence unpadded."""
+    path = tmp_path / "data" / "mixed.npz"
+    tasks.generate_file(path, "adding", 20, 64, 2, "le", min_T=5)
+    spec = fresh_spec(datasets, steps=4, eval_every=2, test_data=str(path), test_lengths=[5, 20])
+    train(spec, tmp_path / "run")
+    metrics = read_run(tmp_path / "run")["metrics"]
+    final = metrics[metrics.split == "test"].iloc[-1]
+    model = Run(spec, tmp_path / "again").model
+    model.load_state_dict(torch.load(tmp_path / "run" / "model_final.pt"))
+    arrays = tasks.load_arrays(path)
+    losses = []
+    for row, T in enumerate(arrays["length"]):  # each sequence alone, at its own length
+        x, y, mask = tasks.get("adding").to_model({name: arrays[name][row : row + 1, :T] for name in ("x", "mask")}
+                                                  | {"y": arrays["y"][row : row + 1]})  # fmt: skip
+        with torch.no_grad():
+            losses.append(float(masked_loss("adding", model(x), y, mask)))
+    assert final["loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert final["length"] == 20 and len(set(arrays["length"])) > 5
+
+
+def test_a_mixed_test_set_and_an_extra_length_at_the_run_s_t_are_both_tabled(datasets, tmp_path):  # noqa: F811
+    """Section 4.1.1 at the paper's budget: T = 200, the test set mixed over 50..200 and 200 among the extra lengths.
+    Both final evaluations carry length T; the lengths table keeps both (the trained one from the mixed set)."""
+    path = tmp_path / "data" / "mixed.npz"
+    tasks.generate_file(path, "adding", 20, 64, 2, "le", min_T=5)
+    extra = datasets[("adding", 20, "test")]
+    spec = make_spec(datasets, steps=4, test_data=str(path), test_lengths=[5, 20], eval_lengths=[20], eval_data=[extra])
+    train(spec, tmp_path / "run")
+    metrics = read_run(tmp_path / "run")["metrics"].query("step == 4")
+    _, lengths = tables.read_run(tmp_path / "run", {"adding": 0.01})
+    assert lengths[["length", "trained"]].values.tolist() == [[20, True], [20, False]]
+    assert lengths.metric.tolist() == [metrics.query(f"split == '{s}'").metric.item() for s in ("test", "test_length")]

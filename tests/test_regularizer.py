@@ -1,6 +1,7 @@
-"""Pascanu et al. 2013's regulariser Omega against an independent autograd computation (float64), and its
-closed-form cases: 0 where every backward step keeps the error's norm, at least 0.81 where every step shrinks it
-tenfold, dropped steps counted nowhere."""
+"""Pascanu et al. 2013's regulariser Omega as they trained it (eq. 10, squared norms) against an independent autograd
+computation (float64), and its closed-form cases: 0 where every backward step keeps the error's norm,
+(c^2 - 1)^2 where every step scales it by c (eq. 9's plain norms give (c - 1)^2), at least 0.99^2 where every step
+shrinks it tenfold, dropped steps counted nowhere."""
 
 from __future__ import annotations
 
@@ -42,17 +43,23 @@ def autograd_pre_activations(model: VanillaRNN, x, y, mask):
     return torch.stack(pre, 1).detach(), torch.stack(grads, 1)
 
 
-def autograd_omega(W, pre, deltas, act: str):  # noqa: N803
-    """Eq. 9 written directly, x_k = a_k and dE/dx_{k+1} = delta_{k+1} detached, differentiated by autograd."""
+def autograd_omega(W, pre, deltas, act: str, squared: bool = True):  # noqa: N803
+    """Eq. 10 (``squared``; eq. 9's plain norms otherwise) written directly: x_k = a_k, dE/dx_{k+1} = delta_{k+1}
+    and f'(a_k) detached constants, W the variable, differentiated by autograd. Returns (value, gradient, kept
+    pairs, pairs)."""
     W = W.detach().clone().requires_grad_()  # noqa: N806
     a = pre.detach().requires_grad_()
-    (slopes,) = torch.autograd.grad(ACTIVATIONS[act].f(a).sum(), a)  # f'(a_k), elementwise
+    (slopes,) = torch.autograd.grad(ACTIVATIONS[act].f(a).sum(), a)  # f'(a_k), elementwise, a constant
     up = deltas[:, 1:].detach()
     back = torch.einsum("bki,ij,bkj->bkj", up, W, slopes[:, :-1])  # dE/dx_{k+1} [W diag f'(x_k)]
     up_sq = up.square().sum(-1)
     kept = up_sq >= 1e-20
-    rho = torch.linalg.vector_norm(back, dim=-1) / torch.where(kept, up_sq, 1.0).sqrt()
-    value = torch.where(kept, (rho - 1) ** 2, 0.0).sum() / kept.sum()
+    up_sq = torch.where(kept, up_sq, 1.0)
+    if squared:
+        ratio = back.square().sum(-1) / up_sq  # ||n||^2 / ||delta||^2
+    else:  # vector_norm's gradient at n = 0 is 0, where sqrt's is NaN
+        ratio = torch.linalg.vector_norm(back, dim=-1) / up_sq.sqrt()
+    value = torch.where(kept, (ratio - 1) ** 2, 0.0).sum() / kept.sum()
     (grad,) = torch.autograd.grad(value, W)
     return value.detach(), grad, int(kept.sum()), int(kept.numel())
 
@@ -85,6 +92,41 @@ def test_explicit_gradient_is_autograd_of_the_detached_expression(act, scale):
     assert value > 0
     torch.testing.assert_close(value, expected_value, rtol=0, atol=1e-10)
     torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize(("hidden", "batch", "steps"), [(3, 1, 7), (8, 5, 12), (50, 20, 50)])
+def test_value_and_gradient_are_eq_10_at_several_shapes(act, hidden, batch, steps):
+    """Up to the paper's size (H = 50, B = 20, T = 50): the value is eq. 10's expression and the gradient its
+    autograd gradient with respect to W; eq. 9's plain-norm gradient is far from it."""
+    model, x, y, mask = case(act, hidden, batch, steps, scale=1.2)
+    states, grad_states = readout_grads(model, x, y, mask)
+    value, grad = omega(model.W, states, grad_states, act)
+    pre, deltas = autograd_pre_activations(model, x, y, mask)
+    expected_value, expected_grad, _, _ = autograd_omega(model.W, pre, deltas, act)
+    scale = float(expected_grad.abs().max())
+    torch.testing.assert_close(value, expected_value, rtol=1e-12, atol=0)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-12 * scale)
+    _, plain_grad, _, _ = autograd_omega(model.W, pre, deltas, act, squared=False)
+    assert float((grad - plain_grad).abs().max()) > 1e-3 * scale
+
+
+def test_every_step_scaling_the_error_by_c_gives_eq_10_closed_form():
+    """relu with W = c P (P a permutation) and every unit active: each backward step is c P^T, so every ratio
+    ||n||^2 / ||delta||^2 is c^2, Omega = (c^2 - 1)^2 and d/ds Omega(sW) at s = 1, <dOmega/dW, W>, is
+    4 c^2 (c^2 - 1). Eq. 9's plain norms would give (c - 1)^2 and 2 c (c - 1) (0.25 and 1.5 at c = 1.5)."""
+    c = 1.5
+    model, x, y, mask = case("relu", hidden=6, steps=15)
+    permutation = torch.eye(6, dtype=torch.float64)[torch.randperm(6, generator=torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        model.W.copy_(c * permutation)
+        model.U.abs_()
+        model.b.fill_(0.5)
+    states, grad_states = readout_grads(model, x, y, mask)
+    assert (states > 0).all()
+    value, grad = omega(model.W, states, grad_states, "relu")
+    assert float(value) == pytest.approx((c**2 - 1) ** 2, rel=1e-12)
+    assert float((grad * model.W.detach()).sum()) == pytest.approx(4 * c**2 * (c**2 - 1), rel=1e-12)
 
 
 def test_steps_whose_error_has_vanished_are_dropped():
@@ -142,15 +184,18 @@ def test_omega_is_zero_where_every_step_keeps_the_norm():
 
 
 def test_contracting_tanh_is_penalised_and_its_gradient_grows_W():  # noqa: N802
-    """tanh, W = 0.1 Q: every ratio is at most 0.1 |f'| <= 0.1, so Omega >= 0.81; Omega(sW) falls as s grows."""
+    """tanh, W = 0.1 Q: every norm ratio is at most 0.1 |f'| <= 0.1, its square at most 0.01, so
+    Omega >= 0.99^2; Omega(sW) falls as s grows."""
     model, x, y, mask = case("tanh", scale=0.1)
     states, grad_states = readout_grads(model, x, y, mask)
     value, grad = omega(model.W, states, grad_states, "tanh")
-    assert value >= 0.81
+    assert value >= 0.99**2
     assert (grad * model.W.detach()).sum() < 0
 
 
 def test_a_step_with_every_relu_off_counts_one_and_adds_no_gradient():
+    """n = 0 at a step: its term is (0 - 1)^2 = 1 and its gradient 4 (0 - 1) delta (n * f')^T / ... = 0, with no
+    special case (eq. 10 never divides by ||n||)."""
     model, x, y, mask = case("relu")
     states, grad_states = readout_grads(model, x, y, mask)
     states[:, 4] = 0.0  # h_5 = 0: f'(a_5) = 0, so the error reaches a_5 with norm 0 whatever W is

@@ -28,7 +28,10 @@ def _param(item: str) -> tuple[str, int]:
 
 
 def cmd_generate(args) -> None:
-    meta = tasks.generate_file(args.out, args.task, args.T, args.n, args.seed, args.variant, **dict(args.param))
+    mixed = {} if args.min_T is None else {"min_T": args.min_T}
+    meta = tasks.generate_file(
+        args.out, args.task, args.T, args.n, args.seed, args.variant, **mixed, **dict(args.param)
+    )
     print(f"wrote {args.out}: baseline loss {meta['baseline_loss']:.4f}")
 
 
@@ -141,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--task", required=True, choices=tasks.TASKS)
     gen.add_argument("--variant", required=True)
     gen.add_argument("--T", type=int, required=True, help="sequence length parameter T")
+    gen.add_argument(
+        "--min-T", dest="min_T", type=int, help="mixed lengths: each sequence's T drawn uniformly from [min_T, T]"
+    )
     gen.add_argument("--n", type=int, required=True, help="number of sequences")
     gen.add_argument("--seed", type=int, required=True)
     gen.add_argument(

@@ -23,7 +23,7 @@ from rnngrad.figures import figure_tables
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TRAIN_METHOD_KEYS = ("input_init", "readout_init", "clip_mode", "rmsprop_eps", "rmsprop_init", "init_nonzero",
-                     "fresh_data", "until_solved", "train_lengths", "eval_lengths")  # fmt: skip
+                     "fresh_data", "until_solved", "train_lengths", "test_lengths", "eval_lengths")  # fmt: skip
 CLIP_MODES = ("norm", "value")  # train.clip_mode (rnngrad.train.clip_gradients)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "regularizer", "seed")
 # The train keys of the papers' methods (README "The papers' methods"), off unless a config sets them.
@@ -102,6 +102,12 @@ def check(config: dict, specs: list[dict] | None = None) -> None:
         except tasks.DatasetError as err:
             raise ConfigError(f"config key experiments.{spec['experiment']}.grid: {err}") from err
         other_lengths = {"eval_lengths": spec["eval_lengths"], "train_lengths": (spec["train_lengths"] or [])[:1]}
+        if spec["test_lengths"]:  # the shortest T allowed, and a task whose lengths do not vary already
+            low, high = spec["test_lengths"]
+            try:
+                tasks.sequence_length(spec["task"], high, spec["variant"], min_T=low, **spec["task_params"])
+            except tasks.DatasetError as err:
+                raise ConfigError(f"config key experiments.{spec['experiment']}.train.test_lengths: {err}") from err
         for key, lengths in other_lengths.items():
             for other in lengths:
                 try:
@@ -203,8 +209,9 @@ def use_cell_folders(config: dict) -> None:
 
 
 def _check_methods(where: str, train: dict) -> None:
-    """The papers' methods that need each other: mixed lengths need fresh data, in a range that is not empty; a
-    known clipping mode; an RMSProp denominator that cannot be 0 (eps and the accumulator's start not both 0)."""
+    """The papers' methods that need each other: mixed training lengths need fresh data, in a range that is not
+    empty; a mixed-length test set needs a range that is not empty; a known clipping mode; an RMSProp denominator
+    that cannot be 0 (eps and the accumulator's start not both 0)."""
     if train["clip_mode"] not in CLIP_MODES:
         raise ConfigError(
             f"config key {where}.clip_mode: unknown value {train['clip_mode']!r}; allowed: {list(CLIP_MODES)}"
@@ -225,6 +232,11 @@ def _check_methods(where: str, train: dict) -> None:
             raise ConfigError(
                 f"config key {where}.train_lengths: {lengths} is empty; allowed: [T_min, T_max], T_min <= T_max"
             )
+    lengths = train["test_lengths"]
+    if lengths is not None and lengths[0] > lengths[1]:
+        raise ConfigError(
+            f"config key {where}.test_lengths: {lengths} is empty; allowed: null, or [T_min, T_max] with T_min <= T_max"
+        )
 
 
 def _merged(defaults: dict, override: dict | None) -> dict:
@@ -340,11 +352,14 @@ def expand(config: dict) -> list[dict]:
 
 
 def _papers_methods(spec: dict, task_config: dict, results: str, test_seed: int) -> None:
-    """The spec keys of the papers' methods, resolved: no training file with fresh data, the success criterion
-    that stops a run where it trains until solved (else None, so a changed threshold retrains nothing), the task's
-    error rule, and one test file per extra evaluation length."""
+    """The spec keys of the papers' methods, resolved: no training file with fresh data, the test file of mixed
+    lengths (``test_lengths``) in place of the one at T, the success criterion that stops a run where it trains
+    until solved (else None, so a changed threshold retrains nothing), the task's error rule, and one test file per
+    extra evaluation length."""
     if spec["fresh_data"]:
         spec["train_data"] = None
+    if spec["test_lengths"]:
+        spec["test_data"] = data_path(results, spec["task"], spec["variant"], spec["test_lengths"], "test", test_seed)
     criterion = tasks.success_criteria({spec["task"]: task_config})[spec["task"]]
     spec["until_solved"] = criterion if spec["until_solved"] else None
     spec["error_rule"] = task_config.get("error_rule")

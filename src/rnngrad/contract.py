@@ -31,12 +31,15 @@ METHODS_OFF = {  # the spec keys of the papers' methods as a run without any of 
     "fresh_data": False,
     "until_solved": None,
     "train_lengths": None,
+    "test_lengths": None,
     "eval_lengths": [],
     "eval_data": [],
     "error_rule": None,
 }
 
 
-def data_path(results: str, task: str, variant: str, T: int, split: str, seed: int) -> str:  # noqa: N803
-    """A dataset's path under a config's output root (results/{name})."""
-    return f"{results}/data/{task}/{variant}/T{T}/{split}-seed{seed}.npz"
+def data_path(results: str, task: str, variant: str, T: int | list[int], split: str, seed: int) -> str:  # noqa: N803
+    """A dataset's path under a config's output root (results/{name}); ``T`` a pair [T_min, T_max] names a set of
+    mixed lengths (folder ``T{T_min}-{T_max}``)."""
+    folder = f"T{T[0]}-{T[1]}" if isinstance(T, list | tuple) else f"T{T}"
+    return f"{results}/data/{task}/{variant}/{folder}/{split}-seed{seed}.npz"

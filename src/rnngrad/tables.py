@@ -72,9 +72,10 @@ def steps_to_solve(test: pd.DataFrame, task: str, baseline: float, criterion: di
 
 
 def length_rows(spec: dict, status: dict, final: pd.DataFrame, criterion: dict | float) -> pd.DataFrame:
-    """The lengths table's rows of one run: its final test evaluation at the trained length and at every extra
-    length (``eval_lengths``), each with the share of sequences wrong, the memoryless baseline at that length and
-    whether the success criterion holds there (none for a diverged run)."""
+    """The lengths table's rows of one run: its final test evaluation at the trained length (``trained``; with
+    ``test_lengths`` the mixed-length test set, recorded at the run's T) and at every extra length
+    (``eval_lengths``, one of which may equal that T), each with the share of sequences wrong, the memoryless
+    baseline at that length and whether the success criterion holds there (none for a diverged run)."""
     if status["status"] != "completed":
         final = final.iloc[0:0]
     baselines = [
@@ -112,7 +113,7 @@ def read_run(run_dir: str | Path, success: dict) -> tuple[pd.DataFrame, pd.DataF
         status[key] = float("nan") if status.get(key) is None else float(status[key])
     status.setdefault("final_error_rate", math.nan)
     final = metrics[metrics["split"].isin(["test", "test_length"]) & (metrics["step"] == status["steps_done"])]
-    lengths = length_rows(spec, status, final.drop_duplicates("length", keep="last"), success[task])
+    lengths = length_rows(spec, status, final.drop_duplicates(["split", "length"], keep="last"), success[task])
     return pd.DataFrame([{**columns, **status}]), lengths
 
 

@@ -1,4 +1,5 @@
-# Datasets: one .npz (+ .json sidecar) per (task, variant, T, split, seed), under the config's own root.
+# Datasets: one .npz (+ .json sidecar) per (task, variant, T, split, seed), under the config's own root; a T of
+# the form {T_min}-{T_max} is a set of mixed lengths (train.test_lengths), each sequence's T drawn from that range.
 
 
 rule generate:
@@ -10,7 +11,7 @@ rule generate:
     wildcard_constraints:
         task="|".join(rnngrad_tasks.TASKS),
         split="train|test",
-        T=r"\d+",
+        T=r"\d+(-\d+)?",
         seed=r"\d+",
     conda:
         "../../environment.yml"
@@ -20,6 +21,8 @@ rule generate:
         runtime=10,
     params:
         n=lambda wc: config["data"][f"n_{wc.split}"],
+        T=lambda wc: wc.T.split("-")[-1],
+        min_T=lambda wc: f"--min-T {wc.T.split('-')[0]}" if "-" in wc.T else "",
         task_params=lambda wc: [
             f"--param {name}={value}"
             for name, value in rnngrad_tasks.task_params(
@@ -27,6 +30,6 @@ rule generate:
             ).items()
         ],
     shell:
-        "python -m rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {wildcards.T}"
-        " --n {params.n} --seed {wildcards.seed} {params.task_params} --out {output.npz}"
+        "python -m rnngrad generate --task {wildcards.task} --variant {wildcards.variant} --T {params.T}"
+        " {params.min_T} --n {params.n} --seed {wildcards.seed} {params.task_params} --out {output.npz}"
         " > {log} 2>&1"

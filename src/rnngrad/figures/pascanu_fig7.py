@@ -88,7 +88,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         [
             f"Bars: share of seeds ({count} a bar) that met the task's success criterion at the end of training;"
             " whiskers: 95% Wilson intervals. MSGD-C: gradient norm clipped; MSGD-CR: clipped and regularised"
-            " (Omega, Pascanu et al. 2013, eq. 9)."
+            " (Omega, Pascanu et al. 2013, eq. 10: squared norms, as they trained)."
         ],
     )
     style.save(fig, out_path)

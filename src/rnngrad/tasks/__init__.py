@@ -4,6 +4,12 @@ Generation is a pure function of its arguments (numpy ``Generator(PCG64(seed))``
 byte for byte. Files are ``.npz`` plus a ``.json`` sidecar holding the sha256 of every array; loading checks them,
 so a corrupted or stale file stops a run instead of silently training on the wrong data.
 
+Mixed lengths, for any task (``min_T``; Pascanu et al. 2013's test set "of different lengths"): each sequence's T
+is drawn uniformly from [min_T, T] and the sequence generated at that T; the arrays have the shapes of T, each
+sequence right-padded with zeros where no loss is scored (mask False), and carry ``length``, each sequence's own
+(not for a variant whose lengths vary already, adding's "hochreiter"). A causal model's outputs up to a
+sequence's end never see its padding, so its loss and metrics are those of the unpadded sequence.
+
 Every module of this package whose name does not start with ``_`` is a task, named by its module, and defines
 (tests/test_task_conformance.py holds each one to it):
 
@@ -109,11 +115,29 @@ def reached(task: str, criterion: dict | float, metric: float, error_rate: float
 
 
 def generate(task: str, T: int, n: int, seed: int, variant: str, **params) -> dict[str, np.ndarray]:  # noqa: N803
-    """``n`` sequences of the task; ``params`` are its own parameters (defaults: its PARAMS). Same arguments,
+    """``n`` sequences of the task; ``params`` are its own parameters (defaults: its PARAMS) and optionally
+    ``min_T``: mixed lengths, each sequence's T drawn uniformly from [min_T, T] (module docstring). Same arguments,
     same bytes."""
     checked = _check_params(task=task, variant=variant, T=T, n=n, seed=seed, **params)
     rng = np.random.Generator(np.random.PCG64(checked["seed"]))
+    if "min_T" in checked:
+        return _generate_mixed(rng, checked)
     return get(task).generate(rng, checked["T"], checked["n"], variant, **_own(checked))
+
+
+def _generate_mixed(rng: np.random.Generator, checked: dict) -> dict[str, np.ndarray]:
+    """Each sequence's T drawn from [min_T, T] (one draw of the seed's stream), then the sequences of each drawn T,
+    shortest T first, from the same stream, placed in their rows and right-padded with zeros to T's shapes."""
+    module, n, variant, own = get(checked["task"]), checked["n"], checked["variant"], _own(checked)
+    drawn = rng.integers(checked["min_T"], checked["T"] + 1, size=n)
+    arrays = {name: np.zeros(shape, dtype) for name, (shape, dtype) in _layout(checked).items()}
+    for length in np.unique(drawn):
+        rows = np.flatnonzero(drawn == length)
+        part = module.generate(rng, int(length), len(rows), variant, **own)
+        part["length"] = np.full(len(rows), length, dtype=np.int32)
+        for name, values in part.items():  # arrays with a time axis (axis 1) are padded along it
+            arrays[name][(rows, slice(0, values.shape[1])) if values.ndim > 1 else rows] = values
+    return arrays
 
 
 def baseline_loss(task: str, T: int, variant: str, **params) -> float:  # noqa: N803
@@ -144,7 +168,7 @@ def save(path: str | Path, arrays: dict[str, np.ndarray], params: dict) -> None:
     path = Path(path)
     if path.suffix != ".npz":
         raise DatasetError(f"path={str(path)!r} is invalid: a dataset file must end in '.npz'")
-    names = _param_names(params.get("task"))
+    names = _param_names(params.get("task"), "min_T" in params)
     if set(params) != set(names):
         raise DatasetError(f"params keys {sorted(params)} are invalid; allowed: exactly {sorted(names)}")
     params = _check_params(**params)
@@ -164,7 +188,7 @@ def save(path: str | Path, arrays: dict[str, np.ndarray], params: dict) -> None:
             name: {"shape": list(array.shape), "dtype": str(array.dtype), "sha256": _sha256(array)}
             for name, array in arrays.items()
         },
-        "baseline_loss": get(params["task"]).baseline_loss(params["T"], params["variant"], **_own(params)),
+        "baseline_loss": _baseline_loss(params, arrays),
         "rnngrad_version": __version__,
     }
 
@@ -203,9 +227,9 @@ def _check_int(name: str, value, minimum: int, where: str = "") -> int:
     return int(value)
 
 
-def _check_params(task, variant, T, n, seed, **params) -> dict:  # noqa: N803
-    """The generator arguments as plain Python values (the task's defaults filled in), or DatasetError naming the
-    first bad one."""
+def _check_params(task, variant, T, n, seed, min_T=None, **params) -> dict:  # noqa: N803
+    """The generator arguments as plain Python values (the task's defaults filled in; ``min_T`` kept only where
+    given), or DatasetError naming the first bad one."""
     module = get(task)
     if variant not in module.VARIANTS:
         raise DatasetError(f"variant={variant!r} is unknown for task {task!r}; allowed: {', '.join(module.VARIANTS)}")
@@ -223,6 +247,13 @@ def _check_params(task, variant, T, n, seed, **params) -> dict:  # noqa: N803
         )
     for name, default in module.PARAMS.items():
         checked[name] = _check_int(name, params.get(name, default), 1)
+    if min_T is not None:
+        where = f" for task {task!r}, variant {variant!r} at T={checked['T']}"
+        checked["min_T"] = _check_int("min_T", min_T, module.MIN_T[variant], where)
+        if checked["min_T"] > checked["T"]:
+            raise DatasetError(f"min_T={min_T!r} is invalid{where}; allowed: {module.MIN_T[variant]} to T")
+        if "length" in module.layout(1, checked["T"], variant, **_own(checked)):
+            raise DatasetError(f"min_T={min_T!r} is invalid{where}: its lengths vary already; allowed: none")
     return checked
 
 
@@ -231,14 +262,29 @@ def _own(checked: dict) -> dict:
     return {name: checked[name] for name in get(checked["task"]).PARAMS}
 
 
-def _param_names(task) -> tuple[str, ...]:
-    """The generator arguments a dataset of ``task`` records."""
-    return ("task", "variant", "T", "n", "seed", *get(task).PARAMS)
+def _param_names(task, mixed: bool = False) -> tuple[str, ...]:
+    """The generator arguments a dataset of ``task`` records (``min_T`` too for mixed lengths)."""
+    return ("task", "variant", "T", "n", "seed", *get(task).PARAMS, *(("min_T",) if mixed else ()))
 
 
 def _layout(params: dict) -> dict[str, tuple[tuple[int, ...], type]]:
-    """Shape and dtype of every array the parameters produce."""
-    return get(params["task"]).layout(params["n"], params["T"], params["variant"], **_own(params))
+    """Shape and dtype of every array the parameters produce (mixed lengths: T's, and each sequence's length)."""
+    layout = get(params["task"]).layout(params["n"], params["T"], params["variant"], **_own(params))
+    if "min_T" in params:
+        layout["length"] = ((params["n"],), np.int32)
+    return layout
+
+
+def _baseline_loss(params: dict, arrays: dict[str, np.ndarray]) -> float:
+    """The memoryless baseline of the set: the task's at T, or with mixed lengths the mean over the set's loss
+    positions of each sequence's baseline at its drawn T (the training loss is a mean over loss positions)."""
+    module, variant, own = get(params["task"]), params["variant"], _own(params)
+    if "min_T" not in params:
+        return module.baseline_loss(params["T"], variant, **own)
+    positions = arrays["mask"].sum(1)
+    lengths, inverse = np.unique(arrays["length"], return_inverse=True)
+    per_length = np.array([module.baseline_loss(int(length), variant, **own) for length in lengths])
+    return float((per_length[inverse] * positions).sum() / positions.sum())
 
 
 def _sha256(array: np.ndarray) -> str:
@@ -258,7 +304,8 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     try:
         sidecar = read_json(sidecar_path)
         recorded = dict(sidecar["arrays"])
-        layout = _layout(_check_params(**{key: sidecar[key] for key in _param_names(sidecar["task"])}))
+        names = _param_names(sidecar["task"], "min_T" in sidecar)
+        layout = _layout(_check_params(**{key: sidecar[key] for key in names}))
     except (ValueError, KeyError, TypeError) as err:  # JSON errors and DatasetError are ValueErrors
         raise DatasetError(
             f"dataset {path}: its sidecar {sidecar_path.name} is unreadable or invalid ({err!r}); {FIX}"
