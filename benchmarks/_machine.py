@@ -1,5 +1,5 @@
 """What every benchmark writes beside its numbers: the machine, the software and the thread settings, and the
-command that measured them (imported by the scripts in this folder; the README's tables are printed from it)."""
+command that measured them (imported by the scripts in this folder; the docs' tables come from it)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ TRAIN_METHOD_KEYS = ("input_init", "readout_init", "clip_mode", "rmsprop_eps", "
                      "fresh_data", "until_solved", "train_lengths", "test_lengths", "eval_lengths")  # fmt: skip
 CLIP_MODES = ("norm", "value")  # train.clip_mode (rnngrad.train.clip_gradients)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "regularizer", "seed")
-# The train keys of the papers' methods (README "The papers' methods"), off unless a config sets them.
+# The train keys of the papers' methods (docs/papers-methods.md), off unless a config sets them.
 TRAIN_DEFAULTS = {key: METHODS_OFF[key] for key in TRAIN_METHOD_KEYS} | {"until_solved": False}
 
 
