@@ -640,3 +640,33 @@ def pascanu_fig7_table(tables_root) -> pd.DataFrame:
 
     runs = pd.concat([pd.read_parquet(tables_root / panel / "runs.parquet") for panel in ("basic", "smart")])
     return pascanu_fig7.success_table(runs)
+
+
+def report_rows(path) -> dict[str, dict[str, str]]:
+    """A committed reproduction report's rows by claim id, cell by column (escaped pipes kept)."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    split = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+    header, rows = split[0], split[1:]
+    return {row[0].split(":")[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def test_the_readmes_verdicts_are_the_committed_reports():
+    """README.md's short verdict table quotes every claim the reproduction configs score, raw and Holm-adjusted,
+    exactly as the committed report says it."""
+    from conftest import ROOT
+
+    from rnngrad import config as configuration
+
+    text = (ROOT / "README.md").read_text()
+    quoted = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \| ([^|]+) \| \[\w+\]\(([^)]+)\) \|$", text, re.M)
+    scored = {
+        claim: name
+        for name in ("pascanu2013_fig7", "pascanu2013_s411", "arjovsky2016", "le2015")
+        for claim in configuration.load(ROOT / "config" / "reproduce" / f"{name}.yaml")["reproduce"]["claims"]
+    }
+    assert sorted(claim for claim, *_ in quoted) == sorted(scored)
+    for claim, verdict, holm, report in quoted:
+        assert report == f"figures/reproduce-{scored[claim]}/reproduction.md"
+        row = report_rows(ROOT / report)[claim]
+        assert verdict.strip() == row["verdict"], claim
+        assert row["holm"].startswith(holm.strip() + " ("), claim

@@ -341,6 +341,7 @@ class Measured:
     coverage: float
     level: float
     counts: tuple[tuple[int, int], ...]
+    n: int  # runs used on the claimed side
     text: str
 
 
@@ -394,7 +395,7 @@ def measure(
             low, high = wilson(k1, n1, level)
             value = k1 / n1
             text = f"{_share_text(k1, n1, level)}; {_described(claimed, selected)}"
-        return Measured(value, low, high, level, level, counts, text)
+        return Measured(value, low, high, level, level, counts, n1, text)
     values = claimed.values.to_numpy(float)
     low, high, coverage = order_statistic_interval(values, level)
     value = float(np.median(values))
@@ -402,7 +403,7 @@ def measure(
         f"[min, max] covers {coverage:.1%} only: {len(values)} runs cannot reach {level:.0%}"
     )  # fmt: skip
     text = f"median {value:.3g} [{low:.3g}, {high:.3g}] ({note}); {_described(claimed, selected)}"
-    return Measured(value, low, high, coverage, level, (), text)
+    return Measured(value, low, high, coverage, level, (), len(values), text)
 
 
 # ----- budget, power and verdict ----------------------------------------------------------------------------------
@@ -487,17 +488,22 @@ def seeds_needed(claim: dict, target: float = POWER_TARGET) -> int | None:
     return next((n for n in range(1, MAX_SEEDS + 1) if power(claim, n) >= target), None)
 
 
-def power_text(claim: dict, measured: Measured) -> str:
-    """The power of the seeds run against the declared effect, or for a median the seeds a 95% interval needs."""
+def power_text(claim: dict, measured: Measured, family_size: int) -> str:
+    """The power of the seeds run against the declared effect (before Holm's adjustment), or for a median the runs
+    a 95% interval needs, and the runs the first step of Holm's adjustment in a family of this size needs."""
     if not measured.counts:
-        return f"median: a 95% interval needs at least {seeds_for_coverage()} runs"
+        holm = seeds_for_coverage(1 - ALPHA / family_size)
+        return (
+            f"median: a 95% interval needs at least {seeds_for_coverage()} runs, the first Holm step in a family of "
+            f"{family_size} at least {holm}"
+        )
     effect = claim["power"]
     ns = [n for _, n in measured.counts]
     achieved = power(claim, *ns)
     needed = seeds_needed(claim)
     shares = f"{effect['claimed']:g}" + (f" vs {effect['other']:g}" if "other" in effect else "")
     need = f"{needed} a side" if needed else f"more than {MAX_SEEDS} a side"
-    return f"{achieved:.2f} at true shares {shares} ({effect['basis']}); 80% needs {need}"
+    return f"{achieved:.2f} at true shares {shares} ({effect['basis']}), before Holm; 80% needs {need}"
 
 
 @dataclass(frozen=True)
@@ -536,7 +542,8 @@ def judge(
     verdict where the claim names one in this report; ``control_ok``: why that control does not count, or ''."""
     want = wanted(claim, measured.level)
     if measured.coverage < measured.level:
-        return Judged(NOT_AT_BUDGET, f"wanted: {want}; too few runs for that coverage")
+        needed = seeds_for_coverage(measured.level)
+        return Judged(NOT_AT_BUDGET, f"wanted: {want}; {measured.n} runs cannot give that interval ({needed} needed)")
     where = side(claim["rule"]["kind"], claim["rule"], measured)
     if where == "straddles":
         return Judged(NOT_AT_BUDGET, f"wanted: {want}; it straddles the bound, too few seeds or updates to decide")
@@ -638,7 +645,7 @@ def score(claims: list[dict], tables: dict[str, dict[str, pd.DataFrame]], criter
                 "published": claim["published"],
                 "measured": f"{MEASURES[claim['measure']].describe}: {measured.text}",
                 "budget": spent[name].text,
-                "power": power_text(claim, measured),
+                "power": power_text(claim, measured, max(len(family), 1)),
                 "verdict": verdicts[name].verdict,
                 "holm": f"{holm.verdict} ({holm.reason})" if holm else "no test (an existence claim)",
                 "sensitivity": sensitivity(claim, tables[name], criteria, judged, verdicts),
