@@ -6,8 +6,8 @@
 Measured in one run on one thread, as CPU time (this process's, and its children's for the start-up), so that
 the numbers hold on a shared, loaded machine where wall time mostly measures the other jobs:
 - the fixed cost of a run: process start-up with a training job's imports (`python -c "import rnngrad.cli,
-  rnngrad.train"` as a subprocess), and the dataset load and model build (constructing train.Run);
-- pure training steps (the loop of train.Run.run without any evaluation, logging or checkpoint due) as run-steps
+  rnngrad.train"` as a subprocess), and the dataset load and model build (constructing run.Run);
+- pure training steps (the loop of run.Run.run without any evaluation, logging or checkpoint due) as run-steps
   per second: one run, a sequential group of K (K runs one after another), a batched group of K (rnngrad.batched),
   and as a reference the same model trained the plain way (torch autograd, no bookkeeping), for one run and for
   K stacked runs (plain_autograd_loop);
@@ -44,7 +44,8 @@ from torch.profiler import ProfilerActivity, profile
 from rnngrad import tasks
 from rnngrad.batched import Group, can_batch, train_batched
 from rnngrad.contract import METHODS_OFF
-from rnngrad.train import Run, train
+from rnngrad.run import Run
+from rnngrad.train import train
 
 NEVER = 10**9  # a cadence no benchmark step reaches
 
@@ -148,7 +149,7 @@ def pure_steps(specs: list[dict], root: Path, steps: int, repeats: int) -> dict[
 
 
 def run_step(run: Run) -> None:
-    """One iteration of the body of train.Run.run."""
+    """One iteration of the body of run.Run.run."""
     run.before_step()
     run.end_step(run.train_step())
 

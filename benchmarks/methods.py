@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/methods.py [--repeats 20] [--block 10] [--threads 1] [--tiny] [--out bench.json]
 
-Each arm is a real run (rnngrad.train.Run.train_step on a spec expanded from config/config.yaml) at two shapes,
+Each arm is a real run (rnngrad.run.Run.train_step on a spec expanded from config/config.yaml) at two shapes,
 float32, tanh, plain SGD (lr 0.01) clipped at 1, Pascanu et al. 2013's MSGD-C:
   plain          the stored training set (the default: minibatches sampled from data.n_train sequences);
   regularizer    + Pascanu's Omega with alpha 2 (MSGD-CR): a second backward recursion and one [H, H] product;
@@ -30,7 +30,7 @@ from _machine import write
 
 from rnngrad import config as configuration
 from rnngrad import tasks
-from rnngrad.train import Run
+from rnngrad.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {  # name: (task, H, B, T)

@@ -22,12 +22,14 @@ import torch
 from conftest import make_batch
 from test_train import datasets, make_spec, read_run  # noqa: F401 - datasets is a fixture
 
+from rnngrad import checkpoints
 from rnngrad.batched import Stack, can_batch, stackable, train_batched
 from rnngrad.contract import RUN_FILES
 from rnngrad.io import read_json
 from rnngrad.models import VanillaRNN
 from rnngrad.optim import OPTIMIZERS, Optimizer
-from rnngrad.train import Run, clip_gradients, is_clipped, train
+from rnngrad.run import clip_gradients, is_clipped
+from rnngrad.train import train
 
 RTOL = 1e-4
 
@@ -118,7 +120,7 @@ def test_killed_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # n
     assert statuses[0]["diverged_at"] < 20
 
     saved = []
-    save_checkpoint = Run.save_checkpoint
+    save_checkpoint = checkpoints.save_checkpoint
 
     def killed_mid_round(run):
         if run.step == 20 and 20 in saved:
@@ -128,7 +130,7 @@ def test_killed_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # n
 
     killed = [tmp_path / f"killed{i}" for i in range(3)]
     with monkeypatch.context() as patch:
-        patch.setattr(Run, "save_checkpoint", killed_mid_round)
+        patch.setattr(checkpoints, "save_checkpoint", killed_mid_round)
         with pytest.raises(KeyboardInterrupt):
             train_batched(specs, killed)
     assert saved[-1] == 20 and (killed[0] / "status.json").exists()
@@ -143,7 +145,7 @@ def test_killed_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # n
 
 
 def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamespace:
-    """The parts of a train.Run that a Stack uses: model, optimizer and spec."""
+    """The parts of a run.Run that a Stack uses: model, optimizer and spec."""
     n_in, n_out = (10, 10) if task == "copy" else (2, 1)
     model = VanillaRNN(n_in, hidden, n_out, "tanh", scale=1.5, seed=seed)
     optimizer = Optimizer("adam", model.parameters(), 0.01)
@@ -215,7 +217,7 @@ def test_stacked_update_is_the_optimizers_bit_for_bit(optimizer):
 
 def test_stacked_value_clipping_is_each_member_s_bit_for_bit():
     """Members clipping by value (c = 0.3), by norm (c = 0.5) and not at all share a stack: each one's update is
-    train.clip_gradients and Optimizer.step on it alone, bit for bit (Arjovsky et al.'s RMSprop: init 1e-3, eps 0)."""
+    run.clip_gradients and Optimizer.step on it alone, bit for bit (Arjovsky et al.'s RMSprop: init 1e-3, eps 0)."""
     settings = [(0.3, "value"), (0.5, "norm"), (None, "value")]
     members, stacked = [], []
     for seed, (clip, mode) in enumerate(settings):

@@ -7,7 +7,8 @@ import pytest
 import torch
 from test_train import datasets, make_spec  # noqa: F401 - the datasets fixture
 
-from rnngrad.train import resolve_device, train
+from rnngrad.run import resolve_device
+from rnngrad.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
 

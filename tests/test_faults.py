@@ -22,10 +22,12 @@ import torch
 from test_batched import diverging_group, same_files
 from test_train import datasets, make_spec, run_files  # noqa: F401 - datasets is a fixture
 
+from rnngrad import checkpoints
 from rnngrad.batched import train_batched
 from rnngrad.checkpoints import content_sha256
 from rnngrad.contract import RUN_FILES
-from rnngrad.train import Run, train, train_group
+from rnngrad.run import Run
+from rnngrad.train import train, train_group
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -171,7 +173,7 @@ def test_damaged_checkpoint_is_refused_and_the_run_restarts_from_step_0(datasets
     train(spec, tmp_path / "clean")
     run_dir = tmp_path / "run"
     run = stopped_run(spec, run_dir, 13)
-    run.save_checkpoint()
+    checkpoints.save_checkpoint(run)
     path = run_dir / "checkpoint.pt"
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])

@@ -9,10 +9,11 @@ import pytest
 import torch
 from test_train import datasets, make_spec, read_run, run_files  # noqa: F401 - datasets is a fixture
 
-from rnngrad import regularizer, tables, tasks
+from rnngrad import checkpoints, regularizer, tables, tasks
 from rnngrad.contract import RUN_FILES
 from rnngrad.losses import masked_loss
-from rnngrad.train import Run, clip_gradients, fresh_batch, is_clipped, train, train_group
+from rnngrad.run import Run, clip_gradients, fresh_batch, is_clipped
+from rnngrad.train import train, train_group
 
 
 def fresh_spec(datasets, **overrides):  # noqa: F811
@@ -43,14 +44,14 @@ def test_fresh_data_run_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  #
     with the files of an uninterrupted run (the batch at a step depends on nothing but the seed and the step)."""
     spec = fresh_spec(datasets, steps=30, train_lengths=[5, 12], task="adding", T=5)
     train(spec, tmp_path / "clean")
-    save_checkpoint = Run.save_checkpoint
+    save_checkpoint = checkpoints.save_checkpoint
 
     def interrupted(run):
         save_checkpoint(run)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(Run, "save_checkpoint", interrupted)
+        patch.setattr(checkpoints, "save_checkpoint", interrupted)
         with pytest.raises(KeyboardInterrupt):
             train(spec, tmp_path / "killed")
     assert (tmp_path / "killed" / "checkpoint.pt").exists()

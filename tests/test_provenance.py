@@ -71,7 +71,7 @@ def test_a_group_reports_its_member_and_each_run_its_progress(datasets, tmp_path
 def test_a_users_cell_file_is_part_of_its_runs_code_version(datasets, tmp_path, monkeypatch):  # noqa: F811
     """status.json names the cell's module, file and sha256; a run is kept while that file is unchanged, and is
     retrained (not kept by its group) and listed as stale once the file is edited."""
-    from rnngrad.train import completed_status
+    from rnngrad.run_files import completed_status
 
     monkeypatch.setattr(sys, "path", [str(tmp_path / "mine"), *sys.path])
     (tmp_path / "mine").mkdir()

@@ -14,7 +14,8 @@ import torch
 
 from rnngrad import tasks
 from rnngrad.contract import METHODS_OFF, RUN_FILES
-from rnngrad.train import log_steps, train, train_group
+from rnngrad.run import log_steps
+from rnngrad.train import train, train_group
 
 
 @pytest.fixture(scope="module")

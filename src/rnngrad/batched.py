@@ -1,7 +1,7 @@
 """Train a group of runs stacked on a leading member axis: one batched matmul per time step for all of them.
 
 At small shapes a training step is mostly per-op overhead, which K runs stacked on a leading axis pay once.
-Everything but the update stays per member: each member is a :class:`rnngrad.train.Run` that owns its sampler
+Everything but the update stays per member: each member is a :class:`rnngrad.run.Run` that owns its sampler
 generator, rows, logs, evaluation, gradient logging, checkpoints and files, and its parameters and optimizer
 buffers are views into the stacked [K, ...] tensors, so its model, state_dict and checkpoints see the stacked
 values. The update is stacked, and nothing on its path is per member but each member's draw of its batch indices
@@ -35,7 +35,8 @@ from rnngrad import stopping, tasks
 from rnngrad.losses import position_losses
 from rnngrad.models import ACTIVATIONS
 from rnngrad.optim import ADAM_BETAS, EPS
-from rnngrad.train import Run, completed_status, resolve_device
+from rnngrad.run import Run, resolve_device
+from rnngrad.run_files import completed_status
 
 # What every member of a stacked group shares. Seeds, scales, inits, clipping and the logging, evaluation and
 # checkpoint cadences may differ. One activation per group: groups are grid cells' seeds and scales, and mixing
@@ -182,7 +183,7 @@ class Stack:
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every member's next training batch as [K, B, ...], gathered in one op: each member draws its sequence
-        numbers from its own sampler generator, exactly as alone (:meth:`rnngrad.train.Run.batch_index`), so
+        numbers from its own sampler generator, exactly as alone (:meth:`rnngrad.run.Run.batch_index`), so
         its batches do not depend on the group and a resumed generator continues them. The members share
         their training set (:data:`SHARED_KEYS`)."""
         index = torch.stack([run.batch_index() for run in self.runs])
@@ -204,13 +205,13 @@ class Stack:
         norms = torch.linalg.vector_norm(torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1), dim=1)
         rule = {} if spec["error_rule"] is None else {"error_rule": spec["error_rule"]}  # as losses.metrics
         metric, right = tasks.get(spec["task"]).metrics(outputs.detach(), y, mask, **rule)
-        largest = torch.stack([g.flatten(1).abs().amax(1) for g in grads], 1).amax(1)  # train.grad_largest
+        largest = torch.stack([g.flatten(1).abs().amax(1) for g in grads], 1).amax(1)  # run.grad_largest
         return list(grads), torch.stack([loss.detach(), norms, metric, right, largest])
 
     @torch.no_grad()
     def update(self, grads: list[torch.Tensor], norms: torch.Tensor) -> None:
         """Clip each member's gradient (clip_mode norm, Pascanu et al.: g <- clip * g / ||g|| where ||g|| > clip;
-        value: every element clamped to [-clip, clip], as :func:`rnngrad.train.clip_gradients`), then one step of
+        value: every element clamped to [-clip, clip], as :func:`rnngrad.run.clip_gradients`), then one step of
         the optimizer for every member, with :class:`rnngrad.optim.Optimizer`'s exact rules. Per-member scalars
         are computed in float64 and rounded once, as Python floats are on the sequential path."""
         norms = norms.double()
@@ -292,7 +293,7 @@ class Group:
 
 def train_batched(specs: list[dict], out_dirs: list[str | Path]) -> list[dict]:
     """Train (or resume) the runs stacked and write each run's files into its out_dir, exactly the set
-    ``train.train`` writes; returns each run's status.json content.
+    a run trained alone writes (:meth:`rnngrad.run.Run.run`); returns each run's status.json content.
 
     A member that already finished with the same spec and training code is skipped (its status is returned as it
     is); the others resume from their own checkpoints, possibly at different steps."""

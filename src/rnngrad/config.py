@@ -24,7 +24,7 @@ from rnngrad.figures import figure_tables
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TRAIN_METHOD_KEYS = ("input_init", "readout_init", "clip_mode", "rmsprop_eps", "rmsprop_init", "init_nonzero",
                      "fresh_data", "until_solved", "train_lengths", "test_lengths", "eval_lengths")  # fmt: skip
-CLIP_MODES = ("norm", "value")  # train.clip_mode (rnngrad.train.clip_gradients)
+CLIP_MODES = ("norm", "value")  # train.clip_mode (rnngrad.run.clip_gradients)
 GRID_AXES = ("task", "T", "model", "activation", "init", "scale", "forget_bias", "clip", "regularizer", "seed")
 # The train keys of the papers' methods (docs/papers-methods.md), off unless a config sets them.
 TRAIN_DEFAULTS = {key: METHODS_OFF[key] for key in TRAIN_METHOD_KEYS} | {"until_solved": False}

@@ -1,10 +1,10 @@
 """What a grid will cost before it is submitted: CPU-hours and the longest job, from step costs measured here.
 
 For every distinct shape of the grid (model, activation, task, T, hidden, batch, log batch, Jacobian samples),
-a real :class:`rnngrad.train.Run` on small generated datasets of that shape is timed: a few training steps, one
+a real :class:`rnngrad.run.Run` on small generated datasets of that shape is timed: a few training steps, one
 evaluation on a test set of the config's size, one contribution-only logging event and one with the spectra.
 A run's estimate is steps x step + evaluations x evaluation + events x their cost (its logging cadence from
-:func:`rnngrad.train.log_steps`), plus the start-up of its group's process; a group's is the sum of its runs.
+:func:`rnngrad.run.log_steps`), plus the start-up of its group's process; a group's is the sum of its runs.
 Estimates hold for this machine, one thread, the sequential group path. Not counted: the one test of a run at each
 extra length of ``train.eval_lengths`` when it ends (its datasets exist only once the workflow has made them).
 """
@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 
 from rnngrad import tasks
+from rnngrad.evaluation import evaluate, log_gradients
 from rnngrad.groups import group_specs
-from rnngrad.train import Run, log_steps
+from rnngrad.run import Run, log_steps
 
 START_UP_SECONDS = 3.3  # CPU-s of a training job's imports (torch, pandas, pyarrow): startup_s, benchmarks/groups.py
 SHAPE_KEYS = ("model", "activation", "task", "variant", "T", "hidden", "batch_size", "dtype", "device")
@@ -53,9 +54,9 @@ def measure_shape(spec: dict, n_test: int, folder: Path) -> dict[str, float]:
     run.train_step()  # warm-up: first calls allocate
     return {
         "step": _timed(run.train_step, TIMED_STEPS),
-        "evaluation": _timed(run.evaluate),
-        "contributions": _timed(lambda: run.log_gradients(spectra=False)),
-        "spectra": _timed(lambda: run.log_gradients(spectra=True)),
+        "evaluation": _timed(lambda: evaluate(run)),
+        "contributions": _timed(lambda: log_gradients(run, spectra=False)),
+        "spectra": _timed(lambda: log_gradients(run, spectra=True)),
     }
 
 

@@ -2,7 +2,7 @@
 
 A run's numbers depend on the modules training imports, not on the figure or table code that reads runs later,
 so ``code_sha256`` hashes the training code alone (:func:`training_code`; a test holds it equal to what
-``rnngrad.train`` and ``rnngrad.batched`` import): a changed figure module leaves runs current, a changed
+``rnngrad.train`` imports): a changed figure module leaves runs current, a changed
 gradients.py makes every run stale. The train rule takes the same files as inputs, so Snakemake retrains after
 such a change, and ``rnngrad stale`` lists the runs a checkout would retrain. A user's cell (``cells`` in a
 config) lives outside the package: its run's code version is ``code_sha256`` and the sha256 of the file defining
@@ -18,9 +18,10 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = (  # what `import rnngrad.train, rnngrad.batched` loads (files; packages as folders)
-    "__init__.py", "batched.py", "checkpoints.py", "contract.py", "decompose.py", "gradients.py", "io.py",
-    "losses.py", "models", "optim.py", "provenance.py", "regularizer.py", "stopping.py", "tasks", "train.py",
+TRAINING_CODE = (  # what `import rnngrad.train` loads (files; packages as folders)
+    "__init__.py", "batched.py", "checkpoints.py", "contract.py", "decompose.py", "evaluation.py", "gradients.py",
+    "io.py", "losses.py", "models", "optim.py", "provenance.py", "regularizer.py", "run.py", "run_files.py",
+    "stopping.py", "tasks", "train.py",
 )  # fmt: skip
 
 

@@ -46,12 +46,14 @@ def _request(signum: int, _frame) -> None:
 
 
 def stop_if_requested(runs) -> None:
-    """Between steps: if a stop signal came, write each run's checkpoint (a :class:`rnngrad.train.Run`: it has
-    ``save_checkpoint``, ``progress`` and ``step``) and raise :class:`Stopped`."""
+    """Between steps: if a stop signal came, write each run's checkpoint (each a :class:`rnngrad.run.Run`) and
+    raise :class:`Stopped`."""
     if not _received:
         return
+    from rnngrad import checkpoints  # here: the CLI imports this module (Stopped) for every stage, without torch
+
     name = signal.Signals(_received[0]).name
     for run in runs:
-        run.save_checkpoint()
+        checkpoints.save_checkpoint(run)
         run.progress(f"stopped by signal {name} at step {run.step}; checkpoint written, a rerun resumes here")
     raise Stopped(_received[0])

@@ -151,7 +151,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     handles = common.outcome_handles(data) if len(data) else []
     handles.append(common.legend_line("clip threshold / memoryless baseline", **common.THEORY_STYLE))
     if n_diverged:
-        handles.append(common.legend_line("diverged here", linestyle="none", marker="x", markeredgewidth=1.5))
+        handles.append(common.diverged_handle())
     dropped = {column: pd.concat(frames, ignore_index=True) for column, frames in dropped.items()}
     if any(not common.at_top(frame, column).empty for column, frame in dropped.items()):
         handles.append(common.nonfinite_handle())

@@ -320,6 +320,14 @@ def evaluation_rows(metrics: pd.DataFrame, out_path, title: str, xlabel: str, yl
     return test
 
 
+def drawable(frame: pd.DataFrame, out_path, title: str, xlabel: str, ylabel: str) -> bool:
+    """Whether ``frame`` has rows to draw; where it has none, the empty figure is written instead."""
+    if frame.empty:
+        empty_figure(out_path, title, xlabel, ylabel)
+        return False
+    return True
+
+
 def empty_figure(out_path, title: str, xlabel: str = "", ylabel: str = "", note: str = "no data") -> None:
     """The whole figure when its tables hold nothing to draw: one labelled axes with a note."""
     fig, ax = plt.subplots(figsize=(4.0, 2.6), layout="constrained")
@@ -357,6 +365,23 @@ def nonfinite_handle() -> Line2D:
         marker=NONFINITE_MARKER,
         markeredgecolor="black",
         markeredgewidth=0.4,
+    )
+
+
+def with_nonfinite(handles: list, dropped: pd.DataFrame, column: str) -> list:
+    """The legend's handles, then the marker of values drawn at the top (NaN/+Inf) where ``dropped`` has any."""
+    return handles + ([nonfinite_handle()] if not at_top(dropped, column).empty else [])
+
+
+def diverged_handle() -> Line2D:
+    """The legend entry of the x that marks where a run diverged (:func:`mark_diverged`)."""
+    return legend_line("diverged here", linestyle="none", marker="x", markeredgewidth=1.5)
+
+
+def panels(nrows: int, ncols: int, height: float, sharex=False, sharey=False) -> tuple[plt.Figure, np.ndarray]:
+    """A page-wide figure, ``height`` inches tall, of nrows x ncols panels (axes always a 2-D array)."""
+    return plt.subplots(
+        nrows, ncols, figsize=(WIDTH, height), sharex=sharex, sharey=sharey, squeeze=False, layout="constrained"
     )
 
 

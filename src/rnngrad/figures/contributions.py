@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from rnngrad import analysis
@@ -30,8 +29,7 @@ TITLE = "gradient contributions by distance"
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs, gradients = tables["runs"], tables["gradients"]
-    if gradients.empty:
-        common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
+    if not common.drawable(gradients, out_path, TITLE, XLABEL, YLABEL):
         return
     gradients = analysis.recurrent_contributions(gradients)
     data = common.last_target(common.longest_T(common.with_stage(common.with_outcome(gradients, runs))))
@@ -43,15 +41,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     rows = [(setting, stage) for setting in common.setting_order(data) for stage in common.STAGES]
     rows = [(se, st) for se, st in rows if ((data["setting"] == se) & (data["stage"] == st)).any()]
 
-    fig, axes = plt.subplots(
-        len(rows),
-        len(activations),
-        figsize=(common.WIDTH, 0.9 + 1.9 * len(rows)),
-        sharex="row",
-        sharey="row",
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(len(rows), len(activations), 0.9 + 1.9 * len(rows), sharex="row", sharey="row")
     dropped = []
     for r, (setting, stage) in enumerate(rows):
         for c, act in enumerate(activations):
@@ -79,8 +69,6 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         " = the run's last logged step.",
     ]
     handles = common.palette_handles(palette) + common.outcome_handles(data)
-    if not common.at_top(dropped, "contribution_norm").empty:
-        handles.append(common.nonfinite_handle())
-    common.legend(fig, handles)
+    common.legend(fig, common.with_nonfinite(handles, dropped, "contribution_norm"))
     common.footnote(fig, notes)
     style.save(fig, out_path)

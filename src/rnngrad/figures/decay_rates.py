@@ -67,10 +67,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     colours["bound"] = (0.1, 0.1, 0.1)
     cell_order = common.label_order(cells["label"])
 
-    fig, axes = plt.subplots(
-        len(rows), len(columns) + bool(cell_order), figsize=(common.WIDTH, 0.9 + 2.0 * len(rows)),
-        sharey=True, squeeze=False, layout="constrained",
-    )  # fmt: skip
+    fig, axes = common.panels(len(rows), len(columns) + bool(cell_order), 0.9 + 2.0 * len(rows), sharey=True)
     not_drawn: dict[str, int] = {}
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from rnngrad.figures import common, style
@@ -28,8 +27,7 @@ LSTM_NOTE = "LSTM: torch's default initialisation (forget-gate bias not set to 1
 def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs, gradients = tables["runs"], tables["gradients"]
-    if gradients.empty:
-        common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
+    if not common.drawable(gradients, out_path, TITLE, XLABEL, YLABEL):
         return
     data = common.last_target(common.with_stage(common.with_outcome(gradients.drop_duplicates(KEYS), runs)))
     data = data.assign(setting=common.setting_label(data))
@@ -37,15 +35,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     settings = common.setting_order(data)
     stages = [s for s in common.STAGES if (data["stage"] == s).any()]
 
-    fig, axes = plt.subplots(
-        len(settings),
-        len(stages),
-        figsize=(common.WIDTH, 1.0 + 2.6 * len(settings)),
-        sharex="row",
-        sharey="row",
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(len(settings), len(stages), 1.0 + 2.6 * len(settings), sharex="row", sharey="row")
     dropped = []
     for r, setting in enumerate(settings):
         for c, stage in enumerate(stages):
@@ -58,9 +48,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     dropped = pd.concat(dropped, ignore_index=True)
     common.readable_log_ticks(axes)
     handles = common.palette_handles(palette) + common.outcome_handles(data)
-    if not common.at_top(dropped, "dLdh_norm").empty:
-        handles.append(common.nonfinite_handle())
-    common.legend(fig, handles)
+    common.legend(fig, common.with_nonfinite(handles, dropped, "dLdh_norm"))
     common.footnote(
         fig,
         [

@@ -157,9 +157,7 @@ def _panel_b(subfig, products: pd.DataFrame, spectrum: pd.DataFrame, activations
     if bounds["bound"].notna().any():
         handles.append(common.legend_line(r"bound $(\gamma\,\sigma_{\max}(W))^d$", **common.THEORY_STYLE))
     handles += common.outcome_handles(products)[1:]
-    if not common.at_top(dropped, "measured").empty:
-        handles.append(common.nonfinite_handle())
-    common.legend(subfig, handles)
+    common.legend(subfig, common.with_nonfinite(handles, dropped, "measured"))
     return dropped
 
 

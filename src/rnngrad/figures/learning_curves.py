@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -71,15 +70,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
 
     ncols = min(len(settings), 3)
     nrows = math.ceil(len(settings) / ncols)
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(common.WIDTH, 1.2 + 2.5 * nrows),
-        sharex=True,
-        sharey=data["task"].nunique() == 1,
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(nrows, ncols, 1.2 + 2.5 * nrows, sharex=True, sharey=data["task"].nunique() == 1)
     dropped, n_diverged, n_solved = [], 0, 0
     for ax, setting in zip(axes.flat, settings, strict=False):
         here = data[data["setting"] == setting]
@@ -141,10 +132,8 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
             common.legend_line("first solved", linestyle="none", marker="o", markerfacecolor="none", markersize=5)
         )
     if n_diverged:
-        handles.append(common.legend_line("diverged here", linestyle="none", marker="x", markeredgewidth=1.5))
-    if not common.at_top(dropped, "loss").empty:
-        handles.append(common.nonfinite_handle())
-    common.legend(fig, handles, ncol=4)
+        handles.append(common.diverged_handle())
+    common.legend(fig, common.with_nonfinite(handles, dropped, "loss"), ncol=4)
     common.footnote(
         fig,
         [

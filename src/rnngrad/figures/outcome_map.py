@@ -234,14 +234,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     norm = colour_norm(cells)
     two_lines = ((cells["n_solved"] > 0) & (cells["n_diverged"] > 0)).any()
 
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(common.WIDTH, 1.7 + (0.36 if two_lines else 0.27) * len(rows)),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(1, len(panels), 1.7 + (0.36 if two_lines else 0.27) * len(rows), sharey=True)
     n_bars, predicted = 0, predicted_lengths(runs)
     for ax, panel in zip(axes[0], panels, strict=True):
         grid = draw_panel(ax, cells[cells["panel"] == panel], rows, norm)

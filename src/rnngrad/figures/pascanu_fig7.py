@@ -60,9 +60,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     colours = dict(zip(ARMS, sns.color_palette(style.PALETTE), strict=False))
     width = 0.8 / len(arms)
 
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(common.WIDTH, 2.9), sharey=True, squeeze=False, layout="constrained"
-    )
+    fig, axes = common.panels(1, len(panels), 2.9, sharey=True)
     for ax, panel in zip(axes[0], panels, strict=True):
         lengths = sorted(table.loc[table["panel"] == panel, "T"].unique())  # each panel at the lengths it ran
         for i, arm in enumerate(arms):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -33,8 +32,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     style.apply()
     runs, jacobians = tables["runs"], tables["jacobians"]
     jacobians = jacobians[jacobians["model"] == "rnn"]
-    if jacobians.empty:
-        common.empty_figure(out_path, TITLE, XLABEL, YLABEL)
+    if not common.drawable(jacobians, out_path, TITLE, XLABEL, YLABEL):
         return
     data = per_run(common.with_stage(common.with_outcome(jacobians, runs)))
     activations = common.ordered_activations(data.assign(model="rnn"))
@@ -44,9 +42,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     drawn = data[np.isfinite(data["saturated_frac"])]
     stages = [s for s in common.STAGES if (data["stage"] == s).any()]
 
-    fig, axes = plt.subplots(
-        1, len(stages), figsize=(common.WIDTH, 3.3), sharey=True, squeeze=False, layout="constrained"
-    )
+    fig, axes = common.panels(1, len(stages), 3.3, sharey=True)
     for ax, stage in zip(axes[0], stages, strict=True):
         here = drawn[drawn["stage"] == stage]
         common.log2_scale_axis(ax, data["scale"])

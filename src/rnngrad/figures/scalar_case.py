@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -61,15 +60,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
 
     activations = common.ordered_activations(products)
     stages = [s for s in common.STAGES if (products["stage"] == s).any()]
-    fig, axes = plt.subplots(
-        len(stages),
-        len(activations),
-        figsize=(common.WIDTH, 1.0 + 2.3 * len(stages)),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(len(stages), len(activations), 1.0 + 2.3 * len(stages), sharex=True, sharey=True)
     shown, lost, n_top = [], {}, 0
     for row, stage in enumerate(stages):
         for col, act in enumerate(activations):

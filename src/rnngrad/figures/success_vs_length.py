@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -87,14 +86,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
         columns.append(STEPS)
     tasks = sorted(table["task"].unique())
 
-    fig, axes = plt.subplots(
-        len(tasks),
-        len(columns),
-        figsize=(common.WIDTH, 1.2 + 2.4 * len(tasks)),
-        sharex=True,
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(len(tasks), len(columns), 1.2 + 2.4 * len(tasks), sharex=True)
     for r, task in enumerate(tasks):
         for c, column in enumerate(columns):
             ax = axes[r, c]

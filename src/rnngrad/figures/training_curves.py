@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -38,15 +37,7 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     run_info = runs.assign(series=common.scale_key(runs), setting=common.setting_label(runs))
     run_info = run_info.assign(column=common.activation_key(run_info))
 
-    fig, axes = plt.subplots(
-        len(settings),
-        len(columns),
-        figsize=(common.WIDTH, 1.0 + 1.9 * len(settings)),
-        sharex=True,
-        sharey="row",
-        squeeze=False,
-        layout="constrained",
-    )
+    fig, axes = common.panels(len(settings), len(columns), 1.0 + 1.9 * len(settings), sharex=True, sharey="row")
     dropped, n_diverged = [], 0
     for r, setting in enumerate(settings):
         for c, column in enumerate(columns):
@@ -70,10 +61,8 @@ def render(tables: dict[str, pd.DataFrame], out_path: Path) -> None:
     handles = common.palette_handles(palette) + common.outcome_handles(data)
     handles.append(common.legend_line("memoryless baseline", BASELINE_COLOUR, **common.THEORY_STYLE))
     if n_diverged:
-        handles.append(common.legend_line("diverged here", linestyle="none", marker="x", markeredgewidth=1.5))
-    if not common.at_top(dropped, "loss").empty:
-        handles.append(common.nonfinite_handle())
-    common.legend(fig, handles)
+        handles.append(common.diverged_handle())
+    common.legend(fig, common.with_nonfinite(handles, dropped, "loss"))
     common.footnote(
         fig,
         [
