@@ -19,7 +19,7 @@ GRID = SCHEMA["$defs"]["grid_block"]["properties"]
         (GRID["task"]["items"]["enum"], tasks.TASKS),
         (GRID["activation"]["items"]["enum"], models.ACTIVATIONS),
         (GRID["init"]["items"]["enum"], models.INITS),
-        (GRID["model"]["anyOf"][0]["enum"], models.MODELS),
+        (SCHEMA["$defs"]["model_name"]["anyOf"][0]["enum"], models.MODELS),
         (SCHEMA["$defs"]["train"]["properties"]["optimizer"]["enum"], optim.OPTIMIZERS),
     ],
     ids=["task", "activation", "init", "model", "optimizer"],
