@@ -511,6 +511,95 @@ torch::Tensor group_update(std::vector<torch::Tensor> params, std::vector<torch:
   }
   return out;
 }
-"""
+
+// torch_update's ops, in place where it can, called from C++: ATen's kernels (MKL's GEMM for the products) with
+// the dispatcher but no Python between the ops. Step-major [T, K, B, H] buffers, so that a step is contiguous.
+static torch::Tensor per_member(const torch::Tensor& v, const torch::Tensor& like) {
+  std::vector<int64_t> shape(like.dim(), 1);
+  shape[0] = v.size(0);
+  return v.view(shape);
+}
+
+torch::Tensor aten_update(std::vector<torch::Tensor> params, std::vector<torch::Tensor> firsts,
+                          std::vector<torch::Tensor> seconds, torch::Tensor x, torch::Tensor y, bool ce, bool relu,
+                          double alpha, double clip, bool adam, double lr, double step_size, double correction) {
+  torch::NoGradGuard no_grad;
+  auto W = params[0], U = params[1], b = params[2], V = params[3], c = params[4];
+  const int64_t K = x.size(0), T = x.size(1), B = x.size(2), D = x.size(3), H = W.size(1);
+  auto states = torch::baddbmm(b.unsqueeze(1), x.view({K, T * B, D}), U.transpose(1, 2))
+                    .view({K, T, B, H}).transpose(0, 1).contiguous();  // a_t before the recurrence, [T, K, B, H]
+  auto w_t = W.transpose(1, 2);
+  for (int64_t t = 0; t < T; ++t) {
+    auto a = states[t];
+    if (t > 0) a.baddbmm_(states[t - 1], w_t);
+    if (relu) a.relu_(); else a.tanh_();
+  }
+  auto h = states[T - 1];
+  auto out = torch::baddbmm(c.unsqueeze(1), h, V.transpose(1, 2));  // [K, B, O]
+  torch::Tensor loss, g;
+  if (ce) {
+    auto labels = y.to(torch::kLong);
+    auto logp = torch::log_softmax(out, -1);
+    loss = -logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(-1);
+    g = (logp.exp() - torch::one_hot(labels, out.size(-1)).to(out.scalar_type())) / (double)B;
+  } else {
+    auto err = out.select(-1, 0) - y;
+    loss = err.square().mean(-1);
+    g = (err * (2.0 / B)).unsqueeze(-1);
+  }
+  auto grad_V = torch::bmm(g.transpose(1, 2), h);
+  auto grad_c = g.sum(1);
+  auto slopes = relu ? states.gt(0).to(states.scalar_type()) : 1.0 - states * states;
+  auto deltas = torch::empty_like(states);
+  auto carries = torch::zeros_like(states);
+  auto last = deltas[T - 1];
+  torch::mul_out(last, torch::bmm(g, V), slopes[T - 1]);
+  for (int64_t t = T - 1; t > 0; --t) {
+    auto cr = carries[t - 1];
+    auto previous = deltas[t - 1];
+    torch::bmm_out(cr, deltas[t], W);  // rows: (W^T delta_t)^T
+    torch::mul_out(previous, cr, slopes[t - 1]);
+  }
+  auto ds = deltas.transpose(0, 1);  // [K, T, B, H]
+  auto hs = states.transpose(0, 1);
+  auto grad_W = torch::bmm(ds.slice(1, 1).reshape({K, -1, H}).transpose(1, 2), hs.slice(1, 0, T - 1).reshape({K, -1, H}));
+  auto grad_U = torch::bmm(ds.reshape({K, -1, H}).transpose(1, 2), x.view({K, -1, D}));
+  auto grad_b = ds.sum({1, 2});
+  auto omega = torch::zeros({K}, x.options());
+  if (alpha != 0.0 && T > 1) {
+    auto sl = slopes.slice(0, 0, T - 1).transpose(0, 1);
+    auto upstream = ds.slice(1, 1);
+    auto back = carries.slice(0, 0, T - 1).transpose(0, 1) * sl;
+    auto up_sq = upstream.square().sum(-1);
+    auto kept = up_sq.ge(1e-20);
+    auto n_kept = kept.sum({1, 2}).to(x.scalar_type()).clamp_min(1.0).view({K, 1, 1});
+    auto up_norm = torch::where(kept, up_sq, torch::ones_like(up_sq)).sqrt();
+    auto back_norm = torch::linalg_vector_norm(back, 2, {-1});
+    auto zero = torch::zeros_like(up_sq);
+    auto excess = torch::where(kept, back_norm / up_norm - 1.0, zero);
+    omega = (excess.square() / n_kept).sum({1, 2});
+    auto coef = torch::where(back_norm.gt(0), 2.0 * excess / (back_norm * up_norm * n_kept), zero);
+    auto grad_omega = torch::bmm((upstream * coef.unsqueeze(-1)).reshape({K, -1, H}).transpose(1, 2),
+                                 (back * sl).reshape({K, -1, H}));
+    grad_W.add_(grad_omega, alpha);
+  }
+  std::vector<torch::Tensor> grads = {grad_W, grad_U, grad_b, grad_V, grad_c};
+  std::vector<torch::Tensor> squares;
+  for (auto& gr : grads) squares.push_back(gr.square().flatten(1).sum(1));
+  auto norm = torch::stack(squares, 1).sum(1).sqrt();
+  auto factor = torch::where(norm.gt(clip), clip / norm, torch::ones_like(norm));
+  for (size_t q = 0; q < 5; ++q) {
+    auto gr = grads[q].mul_(per_member(factor, grads[q]));
+    if (adam) {
+      firsts[q].lerp_(gr, 1 - 0.9);
+      seconds[q].mul_(0.999).addcmul_(gr, gr, 1 - 0.999);
+      params[q].addcdiv_(firsts[q], (seconds[q].sqrt() / correction).add_(1e-8), -step_size);
+    } else {
+      params[q].add_(gr, -lr);
+    }
+  }
+  return torch::stack({loss, norm, omega}, 1).to(torch::kFloat64);
+}
+"""  # noqa: E501
 
 import numpy as np  # noqa: E402 - loop_update's globals (numba resolves them at compile time)

@@ -22,7 +22,9 @@ BPTT backward, Omega's gradient, norm clipping, SGD or Adam):
   numba          @njit of the whole update as loops over float32 arrays, members looped inside (skipped without
                  numba);
   cpp            the same loops in C++ through torch.utils.cpp_extension.load_inline, -O3 -march=native (skipped
-                 without a C++ compiler or ninja).
+                 without a C++ compiler or ninja);
+  cpp_aten       torch_update's ops called from C++ in the same extension (ATen's kernels, MKL's GEMM, the
+                 dispatcher, no Python between the ops).
 Each is timed for one run (K = 1) and for a group of --k runs (K members, each its own parameters and batch), as
 CPU time of this process over blocks of updates, candidates interleaved, median block, one thread. Reported: updates/s
 of one run, per-run updates/s in the group, the first call's time (compile or JIT, once per shape and K; the C++
@@ -206,15 +208,15 @@ class NumbaCandidate(Candidate):
 
 
 class CppCandidate(Candidate):
-    def __init__(self, spec, inits, module):
+    def __init__(self, spec, inits, module, function="group_update"):
         super().__init__(spec, inits)
-        self.module = module
+        self.function = getattr(module, function)
 
     def step(self, x, y):
         step_size, correction = self.scalars()
         kw = self.kw
         firsts, seconds = (self.moments[:5], self.moments[5:]) if self.adam else ([], [])
-        return self.module.group_update(self.params, firsts, seconds, x, y, kw["ce"], kw["relu"], kw["alpha"],
+        return self.function(self.params, firsts, seconds, x, y, kw["ce"], kw["relu"], kw["alpha"],
                                         kw["clip"], kw["adam"], kw["lr"], step_size, correction)  # fmt: skip
 
 
@@ -238,7 +240,7 @@ def cpp_module(build_dir: Path):
     from torch.utils.cpp_extension import load_inline
 
     build_dir.mkdir(parents=True, exist_ok=True)
-    module = load_inline(name="rnngrad_bench_update", cpp_sources=[CPP], functions=["group_update"],
+    module = load_inline(name="rnngrad_bench_update", cpp_sources=[CPP], functions=["group_update", "aten_update"],
                          extra_cflags=["-O3", "-march=native"], build_directory=str(build_dir),
                          verbose=False)  # fmt: skip
     return module, None
@@ -335,6 +337,7 @@ def measure(shape: str, args, root: Path, available: dict) -> dict:
         makers["numba"] = lambda inits_: NumbaCandidate(spec, inits_, available["numba"][0])
     if available["cpp"][0] is not None:
         makers["cpp"] = lambda inits_: CppCandidate(spec, inits_, available["cpp"][0])
+        makers["cpp_aten"] = lambda inits_: CppCandidate(spec, inits_, available["cpp"][0], "aten_update")
     candidates, results = {}, {}
     for name, make in makers.items():
         one, group = make(inits[:1]), make(inits)
@@ -380,9 +383,12 @@ def measure(shape: str, args, root: Path, available: dict) -> dict:
 
     row["draw_ms"] = round(1000 * seconds["draw"], 4)
     batched_hidden = batched_specs[0]["hidden"]
-    row["batched_setting"] = (f"H = {batched_hidden}, no regulariser, stored training set (rnngrad.batched refuses "
-                              f"{'Omega, fresh data and ' if spec['regularizer'] else ''}hidden sizes not a multiple "
-                              "of 4)")  # fmt: skip
+    changed = [
+        f"H = {batched_hidden}" if batched_hidden != spec["hidden"] else "",
+        "no regulariser" if spec["regularizer"] else "",
+        "stored training set" if spec["fresh_data"] else "",
+    ]
+    row["batched_setting"] = ", ".join(part for part in changed if part) or "as the reference"  # fmt: skip
     reference = 1 / seconds["reference"]
     cells = {"reference": {"one_updates_per_s": round(reference, 1), "group_per_run_updates_per_s": round(reference, 1),
                            "first_call_s": None, "compute_share_pct": share(reference), "agreement_one": 0.0,

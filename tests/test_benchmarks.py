@@ -72,7 +72,7 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
                 cell["one_updates_per_s"] > 0 and cell["group_per_run_updates_per_s"] > 0 for cell in cells.values()
             )
             assert all(cell["agreement_one"] < 1e-4 and cell["agreement_group"] < 1e-4
-                       for name, cell in cells.items() if name != "batched")  # fmt: skip
+                       for candidate, cell in cells.items() if candidate != "batched")  # fmt: skip
             assert row["matmul_gflops"] > 0 and row["flops_per_update"] > 0
     elif name == "train_step.py":
         assert [row["activation"] for row in record["rows"]] == ["tanh", "relu"]
