@@ -3,8 +3,8 @@ command that measured it.
 
     python benchmarks/readme.py [benchmarks/results] [--page docs/performance.md] [--check | --print]
 
-Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json and cells.json from the folder (those
-present), as the benchmarks write them with --out, and replaces, in the page, what lies between
+Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json, cells.json and compiled.json from the
+folder (those present), as the benchmarks write them with --out, and replaces, in the page, what lies between
 ``<!-- begin NAME.json ... -->`` and ``<!-- end NAME.json -->`` with NAME.json's tables; the prose around the blocks
 is the page's own. --check changes nothing and fails if a block differs; --print prints the blocks instead.
 """
@@ -140,9 +140,49 @@ def fsync_line(record: dict) -> list[str]:
     return [source(record) + " " + line + " (wall time)."]
 
 
+def compiled_tables(record: dict) -> list[str]:
+    """Per shape: each candidate's updates/s, one run and per run in a group, first call, compute share, agreement."""
+    lines = [source(record) + f" CPU time, median block; groups of {record['k']} runs; agreement: largest relative "
+             f"parameter difference from the reference after {record['check_steps']} updates (one run / group).",
+             ""]  # fmt: skip
+    for row in record["rows"]:
+        lines += [f"{row['task']}, H = {row['H']}, B = {row['B']}, T = {row['T']}, {row['activation']}, "
+                  f"{row['optimizer']}{', Omega' if row['regularizer'] else ''}"
+                  f"{', fresh data' if row['fresh_data'] else ''}: {row['flops_per_update'] / 1e6:.2f} MFLOP an "
+                  f"update; a 512x512 matmul runs at {row['matmul_gflops']} GFLOP/s; drawing a batch "
+                  f"{row['draw_ms']} ms (not in the candidates' times).", ""]  # fmt: skip
+        lines += ["| candidate | updates/s, one run | per run, group | first call, s (one / group) | "
+                  "% of compute limit (one / group) | agreement (one / group) |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for name, cell in row["candidates"].items():
+            first = cell["first_call_s"]
+            first = "" if first is None else f"{first['one']:.2f} / {first['group']:.2f}"
+            share = "" if cell["compute_share_pct"] is None else f"{cell['compute_share_pct']:.2f}"
+            if "group_compute_share_pct" in cell:
+                share += f" / {cell['group_compute_share_pct']:.2f}"
+            agree = (
+                "" if cell["agreement_one"] is None else f"{cell['agreement_one']:.1e} / {cell['agreement_group']:.1e}"
+            )
+            label = f"{name} ({cell['setting']})" if "setting" in cell else name
+            lines.append(f"| {label} | {cell['one_updates_per_s']:.0f} | {cell['group_per_run_updates_per_s']:.0f} "
+                         f"| {first} | {share} | {agree} |")  # fmt: skip
+        for name, reason in row["skipped"].items():
+            lines.append(f"| {name} | skipped: {reason} | | | | |")
+        lines.append("")
+    if record.get("cpp_build_s") is not None:
+        lines.append(f"The C++ extension's build (load_inline, g++ through ninja): {record['cpp_build_s']} s.")
+    if record["startup"]:
+        lines += ["", "A fresh process's start to its first update (Pascanu's shape, one run), wall / CPU seconds:", ""]
+        lines += ["| candidate | empty cache | with the cache the first left |", "|---|---|---|"]
+        for name, rows in record["startup"].items():
+            cold, warm = rows["cold"], rows["warm"]
+            lines.append(f"| {name} | {cold['wall_s']} / {cold['cpu_s']} | {warm['wall_s']} / {warm['cpu_s']} |")
+    return lines
+
+
 ROOT = Path(__file__).resolve().parents[1]
 RENDERERS = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line, "methods": methods_table,
-             "fsync": fsync_line, "cells": cells_table}  # fmt: skip
+             "fsync": fsync_line, "cells": cells_table, "compiled": compiled_tables}  # fmt: skip
 
 
 def blocks(folder: Path) -> dict[str, list[str]]:

@@ -38,7 +38,7 @@ def results(tmp_path_factory) -> Path:
 
 
 def test_every_benchmark_is_covered():
-    assert BENCHMARKS == ["cells.py", "fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"]
+    assert BENCHMARKS == ["cells.py", "compiled.py", "fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
@@ -62,6 +62,18 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
         )
     elif name == "fsync.py":  # a 20-step run writes each run file once, each with a file and a folder fsync
         assert record["fsyncs_per_run"] == 2 * len(RUN_FILES) and record["ratio"] > 0 and record["filesystem"]
+    elif name == "compiled.py":  # every candidate present or skipped with a reason, each agreeing with the reference
+        assert [row["shape"] for row in record["rows"]] == ["pascanu", "default"]
+        for row in record["rows"]:
+            cells = row["candidates"]
+            assert {"reference", "batched", "torch_eager", "torch_compile"} <= set(cells)
+            assert {"numba", "cpp"} <= set(cells) | set(row["skipped"])
+            assert all(
+                cell["one_updates_per_s"] > 0 and cell["group_per_run_updates_per_s"] > 0 for cell in cells.values()
+            )
+            assert all(cell["agreement_one"] < 1e-4 and cell["agreement_group"] < 1e-4
+                       for candidate, cell in cells.items() if candidate != "batched")  # fmt: skip
+            assert row["matmul_gflops"] > 0 and row["flops_per_update"] > 0
     elif name == "train_step.py":
         assert [row["activation"] for row in record["rows"]] == ["tanh", "relu"]
         assert all(row["rnngrad_ms"] > 0 and row["torch_nn_rnn_ms"] > 0 for row in record["rows"])
