@@ -3,7 +3,7 @@ benchmarks/compiled.py: a torch function over a member axis (run eagerly or thro
 kernel and a C++ kernel (torch.utils.cpp_extension.load_inline), the last two plain loops over float32 arrays
 with a loop over the members inside.
 
-Every one computes what rnngrad.train.Run.train_step computes for such a run: h_t = f(W h_{t-1} + U x_t + b),
+Every one computes what rnngrad.run.Run.train_step computes for such a run: h_t = f(W h_{t-1} + U x_t + b),
 h_0 = 0; y = V h_T + c; cross-entropy (classes) or squared error (one output) averaged over the batch; the explicit
 BPTT of rnngrad.models.rnn.Recurrence (delta_T = dL/dh_T f'(a_T), delta_t = (W^T delta_{t+1}) f'(a_t)); grad_W =
 sum_t delta_t h_{t-1}^T, grad_U = sum_t delta_t x_t^T, grad_b = sum_t delta_t; Pascanu et al.'s Omega (eq. 9) and

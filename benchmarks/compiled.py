@@ -11,7 +11,7 @@ At three shapes, each a real run's spec expanded from config/config.yaml (fresh 
            optimizer), clip 1 (one of its baselines' arms), stored training set.
 Candidates, each computing the same update (benchmarks/_kernels.py: forward, readout at the last step, loss, explicit
 BPTT backward, Omega's gradient, norm clipping, SGD or Adam):
-  reference      rnngrad.train.Run.train_step (draws its batch: fresh data or a sample of the stored set);
+  reference      rnngrad.run.Run.train_step (draws its batch: fresh data or a sample of the stored set);
   draw           Run.draw_batch alone (the data part of the reference step; the candidates below are timed on
                  batches drawn beforehand, so add this to compare end to end);
   batched        rnngrad.batched.Group.step for --k runs: it refuses Omega, fresh data and hidden sizes that are not
@@ -62,7 +62,7 @@ from _machine import write
 from rnngrad import config as configuration
 from rnngrad import tasks
 from rnngrad.batched import Group
-from rnngrad.train import Run
+from rnngrad.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {
