@@ -2,24 +2,37 @@
 
 At small shapes a training step is mostly per-op overhead, which K runs stacked on a leading axis pay once.
 Everything but the update stays per member: each member is a :class:`rnngrad.run.Run` that owns its sampler
-generator, rows, logs, evaluation, gradient logging, checkpoints and files, and its parameters and optimizer
-buffers are views into the stacked [K, ...] tensors, so its model, state_dict and checkpoints see the stacked
-values. The update is stacked, and nothing on its path is per member but each member's draw of its batch indices
-from its own generator: one gather of every member's batch, forward, explicit backpropagation through time,
-loss, batch metrics, gradient norm, clipping (by norm or by value, per member) and the optimizer step (optim.py's
-rules), and one read of the [5, K] numbers that become the members' train rows.
+generator (or its fresh-data stream), rows, logs, evaluation (extra lengths and a mixed test set included), gradient
+logging, checkpoints and files, and its parameters and optimizer buffers are views into the stacked [K, ...]
+tensors, so its model, state_dict and checkpoints see the stacked values. The update is stacked: the members'
+batches (gathered in one op, or each member's fresh minibatch at its own step, stacked), forward, explicit
+backpropagation through time, loss, batch metrics, Pascanu et al.'s regulariser (eq. 10, each member its own
+alpha, 0 allowed, added before clipping: :func:`stacked_omega`), gradient norm, clipping (by norm or by value, per
+member) and the optimizer step (optim.py's rules), and one read of the [6, K] numbers that become the members' train
+rows. A member that trains until solved and meets its criterion leaves before that step's update, as alone.
+Methods the sequential path alone trains are :data:`UNSTACKED_METHODS`; those of :data:`OPT_IN_METHODS` stack only
+for runs whose spec opts in (``groups.stack_methods``).
 
-A member's numbers do not depend on the others where its blocks of the stacked tensors start where a lone run's
-would, on 64-byte boundaries (the BLAS kernels, it seems, take another code path, with other roundings, for a
-misaligned operand). A sweep (H from 2 to 128, B in {5, 8, 16, 20, 32, 64}, outputs and inputs 1 to 10) kept every
-member's bits exactly when H is a multiple of 4 (W's H*H floats per member are then a multiple of 16), and for H in
-{1, 2, 3} with one output; it broke them, for members after the first only, at every other H it tried (5, 6, 7, 9,
-10, 14, 31, 50) and for one unit with several outputs. :func:`stackable` admits only those shapes, and
-tests/test_batched.py checks odd batch sizes, inputs and outputs at admitted ones. So a diverging member (NaN/Inf
-loss or gradient norm) stops alone, the others continue with the bits they would have without it, and a killed group
-resumes bit for bit, members at different steps included. Against the sequential path the numbers agree within
-float32 rounding only: batched matmuls and reductions round differently from mm and full reductions (see
-tests/test_batched.py for the tolerance). Tested on the CPU only; :func:`can_batch` sends only CPU groups here.
+A member's numbers do not depend on the others because every member's block of every stacked tensor (parameters,
+optimizer buffers, inputs, states, deltas, outputs, the gradients and the regulariser's operands) starts on a
+64-byte boundary, as a lone run's tensor does, with a lone run's layout inside (:func:`member_blocks`: a [K, n]
+buffer, n padded to 64 bytes, viewed as [K, ...]; a matmul writes into such blocks through ``out=``). MKL's
+kernels round a misaligned operand or result differently, so a plain stack (member k's block at k times its size)
+broke the bits of members after the first wherever a block's size is no multiple of 16 floats: H = 5, 6, 7, 9, 10,
+14, 31, 50 in an earlier sweep, and H = 5 and 7 at every batch size in a rerun of that code (T = 12), and a [K, M, P]
+result written contiguously put members 2 and 3 off at M, P = 5, 7. The sweep that chose the padding (Stack.gradients
+of each member of a group of K = 3 and 15 against the same member alone, bit for bit: loss, gradient norm, metric,
+share right, largest |g_i|, Omega and every gradient, tanh, regulariser alphas 0, 2 and 4 across members) kept every
+member's bits at every H from 2 to 64, B in {1, 5, 13, 20, 31}, on adding (1 output), temporal order (6 inputs, 4
+outputs) and copy (10, 10) at T = 12, and at H in {1, 5, 7, 50, 100, 128} at T = 50. One number a member (a [K, 1, 1]
+W or readout of one unit) stays a contiguous [K] stack: padded, bmm takes a per-member path there whose dot products
+round differently from the K = 1 case, while unpadded it kept its bits. One unit with several outputs still broke (H
+= 1, B = 20, temporal order and copy), so :func:`stackable` admits every hidden size but that one. tests/test_batched.py
+checks misaligned sizes, odd batches, every method and a group of 15. So a diverging or solved member stops alone,
+the others continue with the bits they would have without it, and a killed group resumes bit for bit, members at
+different steps included. Against the sequential path the numbers agree within float32 rounding only: batched
+matmuls and reductions round differently from mm and full reductions (see tests/test_batched.py for the tolerance).
+Tested on the CPU only (MKL, AVX2); :func:`can_batch` sends only CPU groups here.
 """
 
 from __future__ import annotations
