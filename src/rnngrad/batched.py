@@ -173,9 +173,9 @@ def stacked_backward(grad_outputs, x, W, V, states, act) -> tuple[list[torch.Ten
     flat_states = states.view(members, steps * batch, hidden)
     grad_h = member_blocks(members, (steps, batch, hidden), states)
     torch.bmm(grad_outputs.transpose(1, 2), V, out=grad_h.view(members, -1, hidden))  # dL/dh_t from the readout
-    deltas = member_blocks(members, (steps, batch, hidden), states).copy_(act.df(states))  # f'(a_t), then delta_t
-    for t in reversed(range(steps)):  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t)
-        delta = deltas[:, t].mul_(grad_h[:, t])
+    deltas = member_blocks(members, (steps, batch, hidden), states)
+    for t in reversed(range(steps)):  # delta_t = (dL/dh_t + W^T delta_{t+1}) * f'(a_t), a step's slice in cache
+        delta = torch.mul(act.df(states[:, t]), grad_h[:, t], out=deltas[:, t])
         if t:  # W^T delta_t joins dL/dh_{t-1}, in place
             grad_h[:, t - 1].baddbmm_(delta, W)
     flat_deltas = deltas.view(members, steps * batch, hidden)
@@ -297,14 +297,15 @@ class Stack:
         (grad_outputs,) = torch.autograd.grad(loss.sum(), leaf)
         grads, deltas = stacked_backward(aligned(grad_outputs), inputs, self.params[0], self.params[3], states, act)
         omega = torch.full((members,), math.nan, dtype=loss.dtype)
-        if any(self.alphas):
-            value, grad_omega = stacked_omega(self.params[0], states, deltas, act)
-            regularised = torch.tensor([alpha != 0 for alpha in self.alphas])
-            alphas = torch.tensor(self.alphas, dtype=grads[0].dtype)
-            grads[0] = torch.where(
-                _per_member(regularised, grads[0]), grads[0] + _per_member(alphas, grads[0]) * grad_omega, grads[0]
-            )
-            omega = torch.where(regularised, value, omega)
+        chosen = [k for k, alpha in enumerate(self.alphas) if alpha]
+        if chosen:  # Omega of the regularised members only, each from its own blocks (copied where some are not)
+            parts = (self.params[0], states, deltas)
+            if len(chosen) < members:
+                parts = tuple(aligned(part[chosen]) for part in parts)
+            value, grad_omega = stacked_omega(*parts, act)
+            alphas = torch.tensor([self.alphas[k] for k in chosen], dtype=grads[0].dtype)
+            grads[0][chosen] += _per_member(alphas, grad_omega) * grad_omega
+            omega[chosen] = value
         norms = torch.linalg.vector_norm(torch.stack([g.flatten(1).norm(dim=1) for g in grads], 1), dim=1)
         rule = {} if spec["error_rule"] is None else {"error_rule": spec["error_rule"]}  # as losses.metrics
         metric, right = tasks.get(spec["task"]).metrics(scores.detach(), y, mask, **rule)
