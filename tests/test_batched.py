@@ -30,7 +30,7 @@ from rnngrad.io import read_json
 from rnngrad.models import ACTIVATIONS, VanillaRNN
 from rnngrad.optim import OPTIMIZERS, Optimizer
 from rnngrad.run import clip_gradients, is_clipped
-from rnngrad.train import train
+from rnngrad.train import train, train_group
 
 RTOL = 1e-4
 
@@ -469,3 +469,12 @@ def test_killed_methods_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatc
     assert as_text(train_batched(specs, runs)) == as_text(statuses)
     for a, b in zip(clean, runs, strict=True):
         assert same_files(a, b)
+
+
+def test_a_group_that_opts_in_trains_its_methods_stacked(datasets, tmp_path):  # noqa: F811
+    """Through train_group: with stack_methods (groups.stack_methods) a Fig. 7-like group takes the batched path;
+    without it the same runs train one after another."""
+    specs = [{**spec, "run_id": f"m{i}", "steps": 4} for i, spec in enumerate(fig7_like_group(datasets, 50, 7, 2))]
+    assert [m["path"] for m in train_group(specs, tmp_path / "on")["runs"]] == ["batched"] * 2
+    plain = [{key: value for key, value in spec.items() if key != "stack_methods"} for spec in specs]
+    assert [m["path"] for m in train_group(plain, tmp_path / "off")["runs"]] == ["sequential"] * 2
