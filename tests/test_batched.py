@@ -22,14 +22,15 @@ import torch
 from conftest import make_batch
 from test_train import datasets, make_spec, read_run  # noqa: F401 - datasets is a fixture
 
-from rnngrad import checkpoints
-from rnngrad.batched import Stack, can_batch, stackable, train_batched
+from rnngrad import checkpoints, regularizer
+from rnngrad.batched import Stack, aligned, can_batch, stackable, stacked_omega, train_batched, unstacked_methods
 from rnngrad.contract import RUN_FILES
+from rnngrad.groups import group_specs
 from rnngrad.io import read_json
-from rnngrad.models import VanillaRNN
+from rnngrad.models import ACTIVATIONS, VanillaRNN
 from rnngrad.optim import OPTIMIZERS, Optimizer
 from rnngrad.run import clip_gradients, is_clipped
-from rnngrad.train import train
+from rnngrad.train import train, train_group
 
 RTOL = 1e-4
 
@@ -175,7 +176,8 @@ def test_a_members_gradients_do_not_depend_on_the_group(task, hidden, batch, ste
         alone, alone_numbers = Stack([stacked_member(task, hidden, k)]).gradients(
             x[k : k + 1], y[k : k + 1], mask[k : k + 1]
         )
-        assert torch.equal(numbers[:, k], alone_numbers[:, 0])  # loss, gradient norm, metric, share right
+        # loss, gradient norm, metric, share right, largest |g_i| and Omega (NaN: not regularised)
+        torch.testing.assert_close(numbers[:, k], alone_numbers[:, 0], rtol=0, atol=0, equal_nan=True)
         assert all(torch.equal(grad[k], grad_alone[0]) for grad, grad_alone in zip(grads, alone, strict=True))
 
 
@@ -278,14 +280,201 @@ def test_can_batch_needs_shared_keys_and_small_shapes(datasets):  # noqa: F811
         train_batched([specs[0], {**specs[1], "hidden": 8}], ["a", "b"])
 
 
-def test_stackable_admits_only_hidden_sizes_whose_bits_hold(datasets):  # noqa: F811
-    """Hidden sizes off the 4-unit grid put members' blocks off 64-byte boundaries, where BLAS rounds differently
-    (rnngrad.batched's docstring): such groups train one run after another."""
+def test_stackable_admits_every_hidden_size_but_one_unit_with_several_outputs(datasets):  # noqa: F811
+    """Members' blocks start on 64-byte boundaries whatever the hidden size (rnngrad.batched.member_blocks), so
+    sizes off the 4-unit grid stack too; one unit with several outputs still rounds with the group (the sweep)."""
     specs = [make_spec(datasets, seed=seed) for seed in range(2)]
-    for hidden in (4, 12, 32, 100):
+    for hidden in (1, 4, 5, 7, 12, 31, 50, 100):
         assert stackable([{**spec, "hidden": hidden} for spec in specs])
-    for hidden in (5, 7, 31, 50):
-        assert not stackable([{**spec, "hidden": hidden} for spec in specs])
     copy = {"task": "copy", "hidden": 1}
-    assert stackable([{**spec, "hidden": 1} for spec in specs])
     assert not stackable([{**spec, **copy} for spec in specs])
+
+
+@pytest.mark.parametrize(("task", "hidden", "batch"), [("adding", 5, 7), ("adding", 50, 13), ("copy", 7, 5)])
+def test_misaligned_hidden_sizes_keep_a_members_bits(task, hidden, batch):
+    """Hidden sizes whose blocks a plain stack puts off 64-byte boundaries (5, 7, 50: members after the first
+    rounded differently before member_blocks): a member's numbers and gradients the same bits in a group of 15
+    as alone."""
+    generator = torch.Generator().manual_seed(1)
+    batches = []
+    for _ in range(15):
+        x, y, mask = make_batch(task, batch, 9, int(torch.randint(100, (1,), generator=generator)))
+        batches.append((x.float(), y.float() if y.is_floating_point() else y, mask))
+    x, y, mask = (torch.stack(parts) for parts in zip(*batches, strict=True))
+    grads, numbers = Stack([stacked_member(task, hidden, seed) for seed in range(15)]).gradients(x, y, mask)
+    for k in (0, 1, 7, 14):
+        alone, alone_numbers = Stack([stacked_member(task, hidden, k)]).gradients(
+            x[k : k + 1], y[k : k + 1], mask[k : k + 1]
+        )
+        torch.testing.assert_close(numbers[:, k], alone_numbers[:, 0], rtol=0, atol=0, equal_nan=True)
+        assert all(torch.equal(grad[k], grad_alone[0]) for grad, grad_alone in zip(grads, alone, strict=True))
+
+
+# The papers' methods on the stacked path (groups.stack_methods): the regulariser (each member its own alpha, 0
+# included), fresh data, until solved and extra evaluation lengths, at misaligned hidden sizes and odd batches.
+
+
+def test_stacked_omega_is_the_regularizers_member_by_member():
+    """stacked_omega equals regularizer.omega on each member within float32 rounding (and to 1e-12 in float64),
+    and each member's Omega and dOmega/dW are the same bits in a group of three as alone, at H = 50, B = 7."""
+    hidden, batch, steps = 50, 7, 9
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-12)):
+        generator = torch.Generator().manual_seed(0)
+        W = torch.randn(3, hidden, hidden, generator=generator, dtype=dtype) * 1.2 / hidden**0.5  # noqa: N806
+        states = torch.tanh(torch.randn(3, batch, steps, hidden, generator=generator, dtype=dtype))
+        grad_states = torch.randn(3, batch, steps, hidden, generator=generator, dtype=dtype)
+        deltas = torch.stack(
+            [regularizer.backprop(W[k], states[k], grad_states[k], "tanh")[0] for k in range(3)]
+        )  # [K, T, B, H]
+        step_major = states.transpose(1, 2)
+        act = ACTIVATIONS["tanh"]
+        value, grad = stacked_omega(aligned(W), aligned(step_major), aligned(deltas), act)
+        for k in range(3):
+            expected_value, expected_grad = regularizer.omega(W[k], states[k], grad_states[k], "tanh")
+            torch.testing.assert_close(value[k], expected_value, rtol=tol, atol=0)
+            torch.testing.assert_close(grad[k], expected_grad, rtol=tol, atol=tol * float(expected_grad.abs().max()))
+            one = stacked_omega(aligned(W[k : k + 1]), aligned(step_major[k : k + 1]), aligned(deltas[k : k + 1]), act)
+            assert torch.equal(one[0][0], value[k]) and torch.equal(one[1][0], grad[k])
+    assert float(value.min()) > 0
+
+
+def methods_spec(datasets, **overrides) -> dict:  # noqa: F811
+    """A run using the methods the stacked path trains where a config opts in: fresh data, Pascanu et al.'s SGD
+    with norm clipping and the regulariser, an extra evaluation length."""
+    spec = make_spec(
+        datasets, fresh_data=True, train_data=None, optimizer="sgd", lr=0.01, clip=1.0, regularizer=4.0,
+        eval_lengths=[5], eval_data=[datasets[("adding", 5, "test")]], stack_methods=True, steps=16, eval_every=4,
+        checkpoint_every=8, log_at=[],
+    )  # fmt: skip
+    spec.update(overrides)
+    return spec
+
+
+def fig7_like_group(datasets, hidden: int, batch: int, size: int) -> list[dict]:  # noqa: F811
+    """Fig. 7's arms as members: MSGD (no clip, alpha 0), MSGD-C (clip 1, alpha 0), MSGD-CR (clip 1, alpha 4)
+    over seeds; one member trains until a criterion it cannot meet (so it runs every step), at misaligned sizes."""
+    arms = [(None, 0.0), (1.0, 0.0), (1.0, 4.0)]
+    specs = [
+        methods_spec(datasets, hidden=hidden, batch_size=batch, seed=i, clip=arms[i % 3][0], regularizer=arms[i % 3][1])
+        for i in range(size)
+    ]
+    specs[1]["until_solved"] = {"criterion": "metric", "threshold": 1e-12}
+    return specs
+
+
+def test_methods_need_the_opt_in_and_train_lengths_stays_unstacked(datasets):  # noqa: F811
+    specs = fig7_like_group(datasets, 50, 7, 3)
+    assert can_batch(specs) and unstacked_methods(specs) == []
+    plain = [{key: value for key, value in spec.items() if key != "stack_methods"} for spec in specs]
+    assert not can_batch(plain)
+    assert unstacked_methods(plain) == ["regularizer", "fresh_data", "until_solved", "eval_lengths"]
+    assert unstacked_methods([{**specs[0], "train_lengths": [4, 6]}]) == ["train_lengths"]
+    mixed = [{**spec, "test_lengths": [5, 20]} for spec in specs]  # evaluation only: stacks either way
+    assert can_batch(mixed) and can_batch([{**spec, "test_lengths": [5, 20]} for spec in plain[:1]] * 2) is False
+
+
+def test_stack_methods_key_marks_only_the_runs_using_them(datasets):  # noqa: F811
+    plain = make_spec(datasets, run_id="plain")
+    fresh = make_spec(datasets, run_id="fresh", fresh_data=True)
+    for on in (False, True):
+        groups = group_specs([plain, fresh], max_runs=2, stack_methods=on)
+        members = next(iter(groups.values()))
+        assert members[0] == plain and ("stack_methods" in members[1]) is on
+
+
+@pytest.mark.parametrize("hidden", [50, 100])
+def test_methods_batched_agree_with_sequential(datasets, tmp_path, hidden):  # noqa: F811
+    """Every method on the stacked path within RTOL of the sequential path (each member's every table and final
+    model), at H = 50 and 100 with an odd batch, regularised members included; Omega logged where alpha > 0."""
+    specs = fig7_like_group(datasets, hidden, 7, 3)
+    statuses = train_batched(specs, [tmp_path / f"b{i}" for i in range(3)])
+    assert [s["steps_done"] for s in statuses] == [16] * 3
+    for i, spec in enumerate(specs):
+        train(spec, tmp_path / f"s{i}")
+        assert_close_runs(tmp_path / f"b{i}", tmp_path / f"s{i}", spec["batch_size"])
+        batched, sequential = (torch.load(tmp_path / d / "model_final.pt") for d in (f"b{i}", f"s{i}"))
+        for name, tensor in sequential.items():
+            torch.testing.assert_close(batched[name], tensor, rtol=RTOL, atol=1e-6, msg=name)
+        metrics = read_run(tmp_path / f"b{i}")["metrics"]
+        train_rows = metrics.query("split == 'train'")
+        assert train_rows.omega.notna().all() == (spec["regularizer"] > 0) and train_rows.omega.notna().any() == (
+            spec["regularizer"] > 0
+        )
+        assert metrics.query("split == 'test_length'").length.tolist() == [5]
+    assert read_run(tmp_path / "b2")["metrics"].clipped.any()
+
+
+@pytest.mark.parametrize(("hidden", "batch"), [(50, 7), (100, 5), (31, 13)])
+def test_a_member_with_the_methods_does_not_depend_on_its_group(datasets, tmp_path, hidden, batch):  # noqa: F811
+    """A member's files are the same bits in a group of 15 (Fig. 7's three arms over seeds, alphas 0 and 4, clipped
+    or not, fresh data, one training until solved) as trained alone on the stacked path, at hidden sizes off the
+    4-unit grid and odd batches."""
+    specs = fig7_like_group(datasets, hidden, batch, 15)
+    train_batched(specs, [tmp_path / f"g{i}" for i in range(15)])
+    for i in (0, 1, 2, 8, 14):
+        train_batched([specs[i]], [tmp_path / f"alone{i}"])
+        assert same_files(tmp_path / f"g{i}", tmp_path / f"alone{i}"), i
+
+
+def test_a_solved_member_stops_alone_with_the_files_it_writes_alone(datasets, tmp_path):  # noqa: F811
+    """The criterion is set so that member 0 first meets it at an evaluation in the middle of its run: it stops
+    there (no update at that step) and writes the files it writes alone; its rows are its full run's up to that
+    step, and the others go on to the end with the bits they have alone."""
+    specs = fig7_like_group(datasets, 50, 7, 3)
+    specs = [{**spec, "steps": 24, "until_solved": None, "optimizer": "adam", "regularizer": 0.0} for spec in specs]
+    full = train_batched(specs[:1], [tmp_path / "full"])[0]
+    test = read_run(tmp_path / "full")["metrics"].query("split == 'test'")
+    ratios = (test.metric / full["baseline_loss"]).tolist()
+    first = next(i for i in range(1, len(ratios)) if ratios[i] < min(ratios[:i]))
+    stop = int(test.step.iloc[first])
+    assert 0 < stop < 24, "the loss must fall within the run for this test"
+    specs[0]["until_solved"] = {"criterion": "metric", "threshold": ratios[first]}
+    statuses = train_batched(specs, [tmp_path / f"g{i}" for i in range(3)])
+    assert (statuses[0]["steps_done"], statuses[0]["solved_at"]) == (stop, stop)
+    assert [s["steps_done"] for s in statuses[1:]] == [24, 24]
+    assert sorted(p.name for p in (tmp_path / "g0").iterdir()) == sorted(RUN_FILES)
+    train_batched(specs[:1], [tmp_path / "alone"])
+    assert same_files(tmp_path / "g0", tmp_path / "alone")
+    whole = read_run(tmp_path / "full")["metrics"]
+    kept = whole.query("step < @stop or (step == @stop and split == 'test')").reset_index(drop=True)
+    stopped = read_run(tmp_path / "g0")["metrics"]
+    assert stopped.query("split == 'test_length'")[["step", "length"]].values.tolist() == [[stop, 5]]
+    pd.testing.assert_frame_equal(stopped.query("split != 'test_length'"), kept)
+    for i in (1, 2):
+        train_batched(specs[i : i + 1], [tmp_path / f"alone{i}"])
+        assert same_files(tmp_path / f"g{i}", tmp_path / f"alone{i}")
+
+
+def test_killed_methods_group_resumes_bit_for_bit(datasets, tmp_path, monkeypatch):  # noqa: F811
+    """Killed while it checkpoints at step 8, a group with fresh data and the regulariser at H = 50, B = 7
+    resumes from its checkpoints and ends with the files of an uninterrupted run."""
+    specs = fig7_like_group(datasets, 50, 7, 3)
+    clean = [tmp_path / f"clean{i}" for i in range(3)]
+    statuses = train_batched(specs, clean)
+    saved = []
+    save_checkpoint = checkpoints.save_checkpoint
+
+    def killed(run):
+        save_checkpoint(run)
+        saved.append(run.step)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    runs = [tmp_path / f"killed{i}" for i in range(3)]
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoints, "save_checkpoint", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train_batched(specs, runs)
+    assert saved == [8, 8] and not (runs[0] / "status.json").exists()
+    assert as_text(train_batched(specs, runs)) == as_text(statuses)
+    for a, b in zip(clean, runs, strict=True):
+        assert same_files(a, b)
+
+
+def test_a_group_that_opts_in_trains_its_methods_stacked(datasets, tmp_path):  # noqa: F811
+    """Through train_group: with stack_methods (groups.stack_methods) a Fig. 7-like group takes the batched path;
+    without it the same runs train one after another."""
+    specs = [{**spec, "run_id": f"m{i}", "steps": 4} for i, spec in enumerate(fig7_like_group(datasets, 50, 7, 2))]
+    assert [m["path"] for m in train_group(specs, tmp_path / "on")["runs"]] == ["batched"] * 2
+    plain = [{key: value for key, value in spec.items() if key != "stack_methods"} for spec in specs]
+    assert [m["path"] for m in train_group(plain, tmp_path / "off")["runs"]] == ["sequential"] * 2

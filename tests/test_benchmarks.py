@@ -60,6 +60,8 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
         assert all(
             row[f"{arm}_ratio"] > 0 for row in record["rows"] for arm in ("regularizer", "fresh_data", "mixed_lengths")
         )
+        fig7 = record["fig7_stacked"]  # Fig. 7's 15 runs stacked against each arm alone
+        assert fig7["members"] == 15 and fig7["member_ms"] > 0 and fig7["speedup"] > 0
     elif name == "fsync.py":  # a 20-step run writes each run file once, each with a file and a folder fsync
         assert record["fsyncs_per_run"] == 2 * len(RUN_FILES) and record["ratio"] > 0 and record["filesystem"]
     elif name == "compiled.py":  # every candidate present or skipped with a reason, each agreeing with the reference

@@ -16,6 +16,13 @@ dominate. A job then trains each set of runs that share their shapes apart (:fun
 and a changed cell reruns its pack (and the packs after it where its number of runs changed), whose unchanged
 runs are kept as complete.
 
+``groups.stack_methods: true`` lets the papers' methods that the stacked path implements
+(:data:`STACK_METHODS`: the regulariser, fresh data, training until solved, extra evaluation lengths) train stacked
+(:mod:`rnngrad.batched`): each spec that uses one of them gets ``stack_methods: true``, so its spec (and the group's
+specs file) changes and exactly those runs retrain, and a config without the key keeps every run's bits (such runs
+train one after another). The stacked path agrees with the sequential one within float32 rounding only
+(tests/test_batched.py), which is why it is a choice a config makes.
+
 Each group's specs reach its job as a file, ``{results}/groups/{experiment}/{group}/specs.json``, and each
 experiment's run folders as ``{results}/groups/{experiment}/runs.txt``: command lines never grow with the number of
 runs. :func:`write_plan` writes them when the workflow is planned (rewriting a file only when its content changes)
@@ -32,6 +39,8 @@ from pathlib import Path
 from rnngrad.io import atomic_write
 
 CELL_AXES = ("task", "T", "model", "activation", "init")  # what a group's runs share (with the experiment)
+# The papers' methods that train stacked only where a config opts in (groups.stack_methods); rnngrad.batched.
+STACK_METHODS = ("regularizer", "fresh_data", "until_solved", "eval_lengths")
 
 
 def cell_id(spec: dict) -> str:
@@ -40,11 +49,21 @@ def cell_id(spec: dict) -> str:
     return f"{spec['task']}/T{spec['T']}/{arch}"
 
 
-def group_specs(specs: list[dict], max_runs: int, pack_cells: bool = False) -> dict[tuple[str, str], list[dict]]:
+def uses_stack_methods(spec: dict) -> bool:
+    """Whether the run uses one of :data:`STACK_METHODS`."""
+    return any(spec[key] for key in STACK_METHODS)
+
+
+def group_specs(
+    specs: list[dict], max_runs: int, pack_cells: bool = False, stack_methods: bool = False
+) -> dict[tuple[str, str], list[dict]]:
     """(experiment, group id) -> the group's specs, in grid order; group ids are ``{cell}/g{index}``, or
-    ``packed/g{index}`` with ``pack_cells``."""
+    ``packed/g{index}`` with ``pack_cells``. With ``stack_methods``, each spec using one of :data:`STACK_METHODS`
+    carries ``stack_methods: true`` (the others are unchanged)."""
     if max_runs < 1:
         raise ValueError(f"groups.max_runs: must be >= 1, got {max_runs!r}")
+    if stack_methods:
+        specs = [{**spec, "stack_methods": True} if uses_stack_methods(spec) else spec for spec in specs]
     cells: dict[tuple[str, str], list[dict]] = {}
     for spec in specs:
         cells.setdefault((spec["experiment"], cell_id(spec)), []).append(spec)
