@@ -673,7 +673,11 @@ def sensitivity(claim: dict, tables: dict, criteria: dict | None, judged, verdic
         else:
             return "no threshold to vary"
         parts.append(f"x{factor:g}: {judged(varied, measured, verdicts).verdict}")
-    return "; ".join(parts)
+    text = "; ".join(parts)
+    runs = pd.concat(arms(claim, tables["runs"]))
+    if spec.threshold and "solved_at" in runs and runs["solved_at"].notna().any():
+        text += " (runs that stopped once solved are judged as they stopped: x0.5 asks more than they trained for)"
+    return text
 
 
 REPORT_COLUMNS = (
