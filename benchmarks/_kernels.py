@@ -6,10 +6,11 @@ with a loop over the members inside.
 Every one computes what rnngrad.run.Run.train_step computes for such a run: h_t = f(W h_{t-1} + U x_t + b),
 h_0 = 0; y = V h_T + c; cross-entropy (classes) or squared error (one output) averaged over the batch; the explicit
 BPTT of rnngrad.models.rnn.Recurrence (delta_T = dL/dh_T f'(a_T), delta_t = (W^T delta_{t+1}) f'(a_t)); grad_W =
-sum_t delta_t h_{t-1}^T, grad_U = sum_t delta_t x_t^T, grad_b = sum_t delta_t; Pascanu et al.'s Omega (eq. 9) and
-alpha dOmega/dW (eq. 10) as rnngrad.regularizer.omega computes them, from the same deltas (W^T delta_{k+1} is the
-recursion's own carry, so no second recursion runs); the gradient norm over W, U, b, V, c; clipping by norm
-(g <- clip g / ||g|| where ||g|| > clip); then SGD (p <- p - lr g) or Adam with rnngrad.optim's rules.
+sum_t delta_t h_{t-1}^T, grad_U = sum_t delta_t x_t^T, grad_b = sum_t delta_t; Pascanu et al.'s Omega and
+alpha dOmega/dW (eq. 10, squared norms) as rnngrad.regularizer.omega computes them, from the same deltas
+(W^T delta_{k+1} is the recursion's own carry, so no second recursion runs); the gradient norm over W, U, b, V,
+c; clipping by norm (g <- clip g / ||g|| where ||g|| > clip); then SGD (p <- p - lr g)
+or Adam with rnngrad.optim's rules.
 Scalars per update: lr (SGD), or step_size = lr / (1 - beta1^t) and correction = sqrt(1 - beta2^t) (Adam), given by
 the caller so that no kernel depends on the step count.
 """
@@ -80,11 +81,10 @@ def torch_update(params, moments, x, y, *, ce: bool, relu: bool, alpha: float, c
         up_sq = upstream.square().sum(-1)
         kept = up_sq >= BOUND
         n_kept = kept.sum((1, 2)).to(x.dtype).clamp(min=1.0)[:, None, None]  # no kept step: excess 0, so 0
-        up_norm = torch.where(kept, up_sq, 1.0).sqrt()
-        back_norm = torch.linalg.vector_norm(back, dim=-1)
-        excess = torch.where(kept, back_norm / up_norm - 1.0, 0.0)
+        up_sq = torch.where(kept, up_sq, 1.0)
+        excess = torch.where(kept, back.square().sum(-1) / up_sq - 1.0, 0.0)  # eq. 10: squared norms
         omega = (excess.square() / n_kept).sum((1, 2))
-        coef = torch.where(back_norm > 0, 2.0 * excess / (back_norm * up_norm * n_kept), 0.0)
+        coef = 4.0 * excess / (up_sq * n_kept)
         grad_omega = torch.bmm((upstream * coef[..., None]).reshape(K, -1, H).transpose(1, 2),
                                (back * slopes).reshape(K, -1, H))  # fmt: skip
         grad_W = grad_W + alpha * grad_omega  # noqa: N806
@@ -246,13 +246,10 @@ def loop_update(W, U, b, V, c, m_W, m_U, m_b, m_V, m_c, v_W, v_U, v_b, v_V, v_c,
                         us = up_sq[kk, bb]
                         if us < BOUND:
                             continue
-                        un = math.sqrt(us)
                         bn = back_norm[kk, bb]
-                        excess = bn / un - 1.0
+                        excess = bn * bn / us - 1.0  # eq. 10: squared norms
                         omega += excess * excess
-                        if bn <= 0:
-                            continue
-                        coef = 2.0 * excess / (bn * un * n_kept)
+                        coef = 4.0 * excess / (us * n_kept)
                         up = deltas[kk + 1, bb]
                         cr = carries[kk, bb]
                         hk = hs[kk, bb]
@@ -470,11 +467,10 @@ torch::Tensor group_update(std::vector<torch::Tensor> params, std::vector<torch:
           for (int64_t bb = 0; bb < B; ++bb) {
             const float us = upsq[kk * B + bb];
             if (us < 1e-20f) continue;
-            const double un = std::sqrt(us), bn = bnorm[kk * B + bb];
-            const double excess = bn / un - 1.0;
+            const double bn = bnorm[kk * B + bb];
+            const double excess = bn * bn / us - 1.0;  // eq. 10: squared norms
             omega += excess * excess;
-            if (bn <= 0) continue;
-            const double coef = 2.0 * excess / (bn * un * n_kept);
+            const double coef = 4.0 * excess / (us * n_kept);
             const float* up = &deltas[((kk + 1) * B + bb) * H];
             const float* cr = &carries[(kk * B + bb) * H];
             const float* hk = &hs[(kk * B + bb) * H];
@@ -573,12 +569,11 @@ torch::Tensor aten_update(std::vector<torch::Tensor> params, std::vector<torch::
     auto up_sq = upstream.square().sum(-1);
     auto kept = up_sq.ge(1e-20);
     auto n_kept = kept.sum({1, 2}).to(x.scalar_type()).clamp_min(1.0).view({K, 1, 1});
-    auto up_norm = torch::where(kept, up_sq, torch::ones_like(up_sq)).sqrt();
-    auto back_norm = torch::linalg_vector_norm(back, 2, {-1});
+    auto up_kept = torch::where(kept, up_sq, torch::ones_like(up_sq));
     auto zero = torch::zeros_like(up_sq);
-    auto excess = torch::where(kept, back_norm / up_norm - 1.0, zero);
+    auto excess = torch::where(kept, back.square().sum(-1) / up_kept - 1.0, zero);  // eq. 10: squared norms
     omega = (excess.square() / n_kept).sum({1, 2});
-    auto coef = torch::where(back_norm.gt(0), 2.0 * excess / (back_norm * up_norm * n_kept), zero);
+    auto coef = 4.0 * excess / (up_kept * n_kept);
     auto grad_omega = torch::bmm((upstream * coef.unsqueeze(-1)).reshape({K, -1, H}).transpose(1, 2),
                                  (back * sl).reshape({K, -1, H}));
     grad_W.add_(grad_omega, alpha);

@@ -114,6 +114,16 @@ def methods_table(record: dict) -> list[str]:
         shape = f"{row['task']}, H = {row['H']}, B = {row['B']}, T = {row['T']}"
         ratios = [f"{row[f'{arm}_ratio']:.2f}x" for arm in ("regularizer", "fresh_data", "mixed_lengths")]
         lines.append(f"| {shape} | {row['plain_ms']:.2f} ms | " + " | ".join(ratios) + " |")
+    stacked = record.get("fig7_stacked")
+    if stacked:
+        lines += [
+            "",
+            f"Fig. 7 stacked (`groups.stack_methods`): {stacked['members']} runs (MSGD, MSGD-C and MSGD-CR, 5 seeds "
+            f"each; {stacked['task']}, H = {stacked['H']}, B = {stacked['B']}, T = {stacked['T']}, fresh data) as one "
+            f"group take {stacked['group_ms']:.1f} ms a step, {stacked['member_ms']:.2f} ms a run, against "
+            f"{stacked['MSGD_alone_ms']:.2f} / {stacked['MSGD-C_alone_ms']:.2f} / {stacked['MSGD-CR_alone_ms']:.2f} "
+            f"ms for each arm alone on the sequential path: {stacked['speedup']:.2f}x the updates a second a run.",
+        ]
     return lines
 
 
