@@ -55,16 +55,14 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from _kernels import BETA1, BETA2, CPP, loop_update, torch_update
 from _machine import write
+from _spec import default_config, one_run_spec
 
-from rnngrad import config as configuration
 from rnngrad import tasks
 from rnngrad.batched import Group
 from rnngrad.run import Run
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {
     "pascanu": {"grid": {"task": "temporal_order", "T": 50, "activation": "tanh", "init": "sparse", "scale": 0.95,
                          "clip": 1.0, "regularizer": 4.0},
@@ -94,25 +92,11 @@ def make_spec(shape: str, seed: int, root: Path, tiny: bool, batched: bool = Fal
         setting["grid"]["regularizer"] = 0
         setting["train"]["fresh_data"] = False
         setting["train"]["hidden"] = 4 * round(setting["train"]["hidden"] / 4)
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["tasks"].setdefault("temporal_order", {"variant": "pascanu", "solved_accuracy": 0.99})
+    config = default_config()
     config["data"].update(n_train=1000, n_test=64)
     train = {**setting["train"], "steps": 10**9, "eval_every": 10**9, "checkpoint_every": 10**9}
     grid = {key: [value] for key, value in setting["grid"].items()} | {"seed": [seed]}
-    config["experiments"] = {"bench": {"grid": [grid], "train": train}}
-    config["figures"] = {}
-    config["logging"].update(every=None, spectra_every=None, at=[])
-    (spec,) = configuration.expand(config)
-    task, T = spec["task"], spec["T"]  # noqa: N806
-    for split in ("train", "test"):
-        path = root / f"{task}-{T}-{split}.npz"
-        if not path.exists():
-            n = config["data"][f"n_{split}"]
-            tasks.generate_file(
-                path, task, T, n, config["data"][f"{split}_seed"], spec["variant"], **spec["task_params"]
-            )
-        spec[f"{split}_data"] = None if split == "train" and spec["fresh_data"] else str(path)
-    return {**spec, "device": "cpu"}
+    return one_run_spec(config, grid, train, root, setting["grid"]["task"])
 
 
 def recording(run: Run) -> list:

@@ -25,22 +25,18 @@ sequential path (Run.train_step), blocks interleaved: ms a group update, ms a me
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from _machine import write
+from _spec import default_config, one_run_spec
 
-from rnngrad import config as configuration
-from rnngrad import tasks
 from rnngrad.batched import Group, can_batch
 from rnngrad.run import Run
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {  # name: (task, H, B, T)
     "default": ("adding", 32, 32, 50),
     "pascanu": ("temporal_order", 50, 20, 50),
@@ -56,27 +52,13 @@ ARMS = {
 def arm_spec(shape: str, arm: str, T: int, root: Path) -> dict:  # noqa: N803 - the papers' name
     """The spec of one arm, expanded from the default config so that every key is the pipeline's own."""
     task, hidden, batch, _ = SHAPES[shape]
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["tasks"].setdefault("temporal_order", {"variant": "pascanu", "solved_accuracy": 0.99})
     settings = {key: value for key, value in ARMS[arm].items() if key != "regularizer"}
     if "train_lengths" in settings:
         settings["train_lengths"] = [T // 2, T + T // 2]
     train = {"hidden": hidden, "batch_size": batch, "optimizer": "sgd", "lr": 0.01, "steps": 10**6, **settings}
     grid = {"task": [task], "T": [T], "activation": ["tanh"], "init": ["orthogonal"], "scale": [1.0], "clip": [1.0],
             "regularizer": [ARMS[arm].get("regularizer", 0)], "seed": [0]}  # fmt: skip
-    config["experiments"] = {"bench": {"grid": [grid], "train": train}}
-    config["figures"] = {}
-    config["logging"].update(every=None, spectra_every=None, at=[])
-    (spec,) = configuration.expand(copy.deepcopy(config))
-    for split in ("train", "test"):
-        path = root / f"{shape}-{T}-{split}.npz"
-        if not path.exists():
-            n = config["data"][f"n_{split}"]
-            tasks.generate_file(
-                path, task, T, n, config["data"][f"{split}_seed"], spec["variant"], **spec["task_params"]
-            )
-        spec[f"{split}_data"] = None if split == "train" and spec["fresh_data"] else str(path)
-    return {**spec, "eval_every": 10**6, "device": "cpu"}
+    return {**one_run_spec(default_config(), grid, train, root, shape), "eval_every": 10**6}
 
 
 def measure(shape: str, T: int, repeats: int, block: int, root: Path) -> dict:  # noqa: N803
