@@ -10,8 +10,8 @@ backpropagation through time, loss, batch metrics, Pascanu et al.'s regulariser 
 alpha, 0 allowed, added before clipping: :func:`stacked_omega`), gradient norm, clipping (by norm or by value, per
 member) and the optimizer step (optim.py's rules), and one read of the [6, K] numbers that become the members' train
 rows. A member that trains until solved and meets its criterion leaves before that step's update, as alone.
-Methods the sequential path alone trains are :data:`UNSTACKED_METHODS`; those of :data:`OPT_IN_METHODS` stack only
-for runs whose spec opts in (``groups.stack_methods``).
+Methods the sequential path alone trains are :data:`UNSTACKED_METHODS`; those of
+:data:`rnngrad.contract.STACK_METHODS` stack only for runs whose spec opts in (``groups.stack_methods``).
 
 A member's numbers do not depend on the others because every member's block of every stacked tensor (parameters,
 optimizer buffers, inputs, states, deltas, outputs, the gradients and the regulariser's operands) starts on a
@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 from rnngrad import regularizer, stopping, tasks
-from rnngrad.groups import STACK_METHODS
+from rnngrad.contract import STACK_METHODS
 from rnngrad.losses import position_losses
 from rnngrad.models import ACTIVATIONS
 from rnngrad.optim import ADAM_BETAS, EPS
@@ -82,11 +82,10 @@ def stackable(specs: list[dict]) -> bool:
 # train_lengths (each member draws its own T every step, Pascanu et al. 2013 section 4.1.1) would need a
 # per-member length mask in the recurrence and the loss, or members regrouped by their drawn T at every step.
 UNSTACKED_METHODS = ("train_lengths",)
-# Stacked (each member its own alpha, fresh batches, stop when solved, extra evaluation lengths), but only for runs
-# whose spec opts in (groups.stack_methods, rnngrad.groups): the stacked path rounds differently from the
+# STACK_METHODS (each member its own alpha, fresh batches, stop when solved, extra evaluation lengths) stack only for
+# runs whose spec opts in (groups.stack_methods, rnngrad.groups): the stacked path rounds differently from the
 # sequential one, and a config that does not ask keeps its bits. test_lengths (the test set's lengths) is
 # evaluation only, through each member's own Run, and stacks either way.
-OPT_IN_METHODS = STACK_METHODS
 
 
 def stack_parts(specs: list[dict]) -> list[list[int]]:
@@ -100,10 +99,10 @@ def stack_parts(specs: list[dict]) -> list[list[int]]:
 
 def unstacked_methods(specs: list[dict]) -> list[str]:
     """The papers' methods among these specs that only the sequential path trains: :data:`UNSTACKED_METHODS`,
-    and :data:`OPT_IN_METHODS` used by a spec without ``stack_methods`` (``groups.stack_methods``)."""
+    and :data:`rnngrad.contract.STACK_METHODS` used by a spec without ``stack_methods`` (``groups.stack_methods``)."""
     return [
         key
-        for key in (*OPT_IN_METHODS, *UNSTACKED_METHODS)
+        for key in (*STACK_METHODS, *UNSTACKED_METHODS)
         if any(spec[key] and (key in UNSTACKED_METHODS or not spec.get("stack_methods")) for spec in specs)
     ]
 

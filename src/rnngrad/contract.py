@@ -38,6 +38,11 @@ METHODS_OFF = {  # the spec keys of the papers' methods as a run without any of 
 }
 
 
+# The papers' methods that train stacked only where a config opts in (groups.stack_methods): rnngrad.groups marks
+# the specs, rnngrad.batched stacks them.
+STACK_METHODS = ("regularizer", "fresh_data", "until_solved", "eval_lengths")
+
+
 def data_path(results: str, task: str, variant: str, T: int | list[int], split: str, seed: int) -> str:  # noqa: N803
     """A dataset's path under a config's output root (results/{name}); ``T`` a pair [T_min, T_max] names a set of
     mixed lengths (folder ``T{T_min}-{T_max}``)."""

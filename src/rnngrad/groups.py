@@ -36,11 +36,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from rnngrad.contract import STACK_METHODS
 from rnngrad.io import atomic_write
 
 CELL_AXES = ("task", "T", "model", "activation", "init")  # what a group's runs share (with the experiment)
-# The papers' methods that train stacked only where a config opts in (groups.stack_methods); rnngrad.batched.
-STACK_METHODS = ("regularizer", "fresh_data", "until_solved", "eval_lengths")
 
 
 def cell_id(spec: dict) -> str:
