@@ -488,6 +488,11 @@ def seeds_needed(claim: dict, target: float = POWER_TARGET) -> int | None:
     return next((n for n in range(1, MAX_SEEDS + 1) if power(claim, n) >= target), None)
 
 
+def _effect_text(effect: dict) -> str:
+    """The true shares a claim is powered for: the claimed arm's, and the other arm's for a contrast."""
+    return f"{effect['claimed']:g}" + (f" vs {effect['other']:g}" if "other" in effect else "")
+
+
 def power_text(claim: dict, measured: Measured, family_size: int) -> str:
     """The power of the seeds run against the declared effect (before Holm's adjustment), or for a median the runs
     a 95% interval needs, and the runs the first step of Holm's adjustment in a family of this size needs."""
@@ -501,7 +506,7 @@ def power_text(claim: dict, measured: Measured, family_size: int) -> str:
     ns = [n for _, n in measured.counts]
     achieved = power(claim, *ns)
     needed = seeds_needed(claim)
-    shares = f"{effect['claimed']:g}" + (f" vs {effect['other']:g}" if "other" in effect else "")
+    shares = _effect_text(effect)
     need = f"{needed} a side" if needed else f"more than {MAX_SEEDS} a side"
     return f"{achieved:.2f} at true shares {shares} ({effect['basis']}), before Holm; 80% needs {need}"
 
@@ -569,11 +574,9 @@ def judge(
     return Judged(CONTRADICTED, f"wanted: {want}; it lies on the other side, and more updates cannot move it back")
 
 
-def _control_mismatch(claim: dict, control: dict, tables: dict, spent: Budget, control_spent: Budget) -> str:
-    """Why a positive control does not stand for the claim's runs ('' when it does): same task and lengths, and
-    no more updates than the claim's runs had."""
-    mine = pd.concat(arms(claim, tables[claim["id"]]["runs"]))
-    theirs = pd.concat(arms(control, tables[control["id"]]["runs"]))
+def _control_mismatch(mine: pd.DataFrame, theirs: pd.DataFrame, spent: Budget) -> str:
+    """Why a positive control's runs (``theirs``) do not stand for the claim's runs (``mine``) ('' when they do):
+    same task and lengths, and no more updates than the claim's runs had."""
     for column in ("task", "T"):
         if set(mine[column]) != set(theirs[column]):
             return f"ran {column} {sorted(set(theirs[column]))}, not {sorted(set(mine[column]))}"
@@ -604,14 +607,12 @@ def score(claims: list[dict], tables: dict[str, dict[str, pd.DataFrame]], criter
     by_id = {claim["id"]: claim for claim in claims}
     raw = {c["id"]: measure(c, tables[c["id"]]) for c in claims}
     spent = {c["id"]: budget(c, tables[c["id"]]["runs"]) for c in claims}
+    compared = {c["id"]: pd.concat(arms(c, tables[c["id"]]["runs"])) for c in claims}  # every arm's runs
 
     def judged(claim: dict, measured: Measured, verdicts: dict[str, Judged]) -> Judged:
-        control = by_id.get(claim.get("control"))
-        mismatch = ""
-        if control is not None:
-            mismatch = _control_mismatch(claim, control, tables, spent[claim["id"]], spent[control["id"]])
-        runs = pd.concat(arms(claim, tables[claim["id"]]["runs"]))
-        return judge(claim, measured, spent[claim["id"]], runs, verdicts.get(claim.get("control")), mismatch)
+        name, control = claim["id"], claim.get("control")
+        mismatch = _control_mismatch(compared[name], compared[control], spent[name]) if control in by_id else ""
+        return judge(claim, measured, spent[name], compared[name], verdicts.get(control), mismatch)
 
     verdicts: dict[str, Judged] = {}
     for claim in sorted(claims, key=lambda c: c.get("failure", False)):  # controls are judged before failures
@@ -742,7 +743,7 @@ def power_table(published: str | Path, names: list[str] | None = None) -> str:
             lines.append(f"{name} | {claim['rule']['kind']} | median | a 95% interval needs {seeds_for_coverage()}")
             continue
         effect = claim["power"]
-        shares = f"{effect['claimed']:g}" + (f" vs {effect['other']:g}" if "other" in effect else "")
+        shares = _effect_text(effect)
         needed = seeds_needed(claim)
         lines.append(
             f"{name} | {claim['rule']['kind']} | {shares} | {needed or f'> {MAX_SEEDS}'} | "
