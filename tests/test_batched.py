@@ -23,7 +23,16 @@ from conftest import make_batch
 from test_train import datasets, make_spec, read_run  # noqa: F401 - datasets is a fixture
 
 from rnngrad import checkpoints, regularizer
-from rnngrad.batched import Stack, aligned, can_batch, stackable, stacked_omega, train_batched, unstacked_methods
+from rnngrad.batched import (
+    Stack,
+    aligned,
+    can_batch,
+    stackable,
+    stacked_forward,
+    stacked_omega,
+    train_batched,
+    unstacked_methods,
+)
 from rnngrad.contract import RUN_FILES
 from rnngrad.groups import group_specs
 from rnngrad.io import read_json
@@ -150,7 +159,14 @@ def stacked_member(task: str, hidden: int, seed: int, clip=None) -> SimpleNamesp
     n_in, n_out = (10, 10) if task == "copy" else (2, 1)
     model = VanillaRNN(n_in, hidden, n_out, "tanh", scale=1.5, seed=seed)
     optimizer = Optimizer("adam", model.parameters(), 0.01)
-    spec = {"task": task, "activation": "tanh", "clip": clip, "clip_mode": "norm", "error_rule": None}
+    spec = {
+        "task": task,
+        "activation": "tanh",
+        "clip": clip,
+        "clip_mode": "norm",
+        "error_rule": None,
+        "train_lengths": None,
+    }
     return SimpleNamespace(model=model, optimizer=optimizer, spec=spec)
 
 
@@ -362,13 +378,14 @@ def fig7_like_group(datasets, hidden: int, batch: int, size: int) -> list[dict]:
     return specs
 
 
-def test_methods_need_the_opt_in_and_train_lengths_stays_unstacked(datasets):  # noqa: F811
+def test_methods_stack_unless_a_spec_turns_them_off(datasets):  # noqa: F811
     specs = fig7_like_group(datasets, 50, 7, 3)
     assert can_batch(specs) and unstacked_methods(specs) == []
+    assert can_batch([{**spec, "train_lengths": [8, 20]} for spec in specs])
     plain = [{key: value for key, value in spec.items() if key != "stack_methods"} for spec in specs]
     assert not can_batch(plain)
     assert unstacked_methods(plain) == ["regularizer", "fresh_data", "until_solved", "eval_lengths"]
-    assert unstacked_methods([{**specs[0], "train_lengths": [4, 6]}]) == ["train_lengths"]
+    assert unstacked_methods([{**plain[0], "train_lengths": [4, 6]}])[-1] == "train_lengths"
     mixed = [{**spec, "test_lengths": [5, 20]} for spec in specs]  # evaluation only: stacks either way
     assert can_batch(mixed) and can_batch([{**spec, "test_lengths": [5, 20]} for spec in plain[:1]] * 2) is False
 
@@ -380,6 +397,7 @@ def test_stack_methods_key_marks_only_the_runs_using_them(datasets):  # noqa: F8
         groups = group_specs([plain, fresh], max_runs=2, stack_methods=on)
         members = next(iter(groups.values()))
         assert members[0] == plain and ("stack_methods" in members[1]) is on
+    assert "stack_methods" in next(iter(group_specs([fresh], max_runs=1).values()))[0]  # on by default
 
 
 @pytest.mark.parametrize("hidden", [50, 100])
@@ -478,3 +496,65 @@ def test_a_group_that_opts_in_trains_its_methods_stacked(datasets, tmp_path):  #
     assert [m["path"] for m in train_group(specs, tmp_path / "on")["runs"]] == ["batched"] * 2
     plain = [{key: value for key, value in spec.items() if key != "stack_methods"} for spec in specs]
     assert [m["path"] for m in train_group(plain, tmp_path / "off")["runs"]] == ["sequential"] * 2
+
+
+# Mixed training lengths (train_lengths, Pascanu et al. 2013 section 4.1.1): each member draws its own T every step,
+# its batch right-padded to the longest trainable T.
+
+
+def mixed_lengths_group(datasets, task: str, size: int) -> list[dict]:  # noqa: F811
+    """Fig. 7's arms over seeds, training on lengths drawn from [T - 3, T] (adding T = 20, copy T = 5)."""
+    specs = fig7_like_group(datasets, 50, 7, size)
+    T = 20 if task == "adding" else 5  # noqa: N806
+    extra = {"eval_lengths": [], "eval_data": []} if task == "copy" else {}
+    common = {
+        "task": task, "T": T, "train_lengths": [T - 3, T], "variant": make_spec(datasets, task=task)["variant"],
+        "task_params": make_spec(datasets, task=task)["task_params"], "test_data": datasets[(task, T, "test")], **extra,
+    }  # fmt: skip
+    return [{**spec, **common} for spec in specs]
+
+
+@pytest.mark.parametrize("task", ["adding", "copy"])
+def test_mixed_training_lengths_batched_agree_with_sequential(datasets, tmp_path, task):  # noqa: F811
+    """Each member's every table and final model within RTOL of the same run trained alone on the sequential path
+    (which draws the same lengths, unpadded); the train rows carry each member's own drawn T."""
+    specs = mixed_lengths_group(datasets, task, 3)
+    train_batched(specs, [tmp_path / f"b{i}" for i in range(3)])
+    drawn = []
+    for i, spec in enumerate(specs):
+        train(spec, tmp_path / f"s{i}")
+        assert_close_runs(tmp_path / f"b{i}", tmp_path / f"s{i}", spec["batch_size"])
+        batched, sequential = (torch.load(tmp_path / d / "model_final.pt") for d in (f"b{i}", f"s{i}"))
+        for name, tensor in sequential.items():
+            torch.testing.assert_close(batched[name], tensor, rtol=RTOL, atol=1e-6, msg=name)
+        drawn.append(read_run(tmp_path / f"b{i}")["metrics"].query("split == 'train'").length.tolist())
+    low, high = specs[0]["train_lengths"]
+    assert all(low <= length <= high for lengths in drawn for length in lengths)
+    assert len({length for lengths in drawn for length in lengths}) > 1 and drawn[0] != drawn[1]
+
+
+def test_a_member_with_mixed_lengths_does_not_depend_on_its_group(datasets, tmp_path):  # noqa: F811
+    """A member's files are the same bits in a group of 15 (members drawing different lengths at each step) as
+    trained alone on the stacked path, at H = 50, B = 7."""
+    specs = mixed_lengths_group(datasets, "adding", 15)
+    train_batched(specs, [tmp_path / f"g{i}" for i in range(15)])
+    for i in (0, 1, 2, 13):
+        train_batched([specs[i]], [tmp_path / f"alone{i}"])
+        assert same_files(tmp_path / f"g{i}", tmp_path / f"alone{i}"), i
+
+
+def test_padded_steps_are_inert():
+    """stacked_forward with lengths: a member's states up to its length are those of its unpadded sequence, and
+    zero past it (so a relu member whose padding would overflow still reads finite outputs there)."""
+    generator = torch.Generator().manual_seed(0)
+    hidden, batch, steps = 6, 3, 8
+    x = torch.randn(2, steps, batch, 2, generator=generator)
+    W = torch.eye(hidden).expand(2, hidden, hidden) * 3.0  # noqa: N806 - grows without bound under relu
+    U, b = torch.randn(2, hidden, 2, generator=generator), torch.ones(2, hidden)  # noqa: N806
+    V, c = torch.randn(2, 1, hidden, generator=generator), torch.zeros(2, 1)  # noqa: N806
+    act = ACTIVATIONS["relu"]
+    parts = [aligned(t) for t in (x, W, U, b, V, c)]
+    outputs, states = stacked_forward(*parts, act, [5, 8])
+    _, unpadded = stacked_forward(*(aligned(t[:1]) for t in (x[:, :5], W, U, b, V, c)), act)
+    assert torch.equal(states[0, :5], unpadded[0]) and not states[0, 5:].any()
+    assert torch.isfinite(outputs).all()

@@ -141,11 +141,11 @@ def test_without_the_regulariser_omega_is_not_logged(datasets, tmp_path):  # noq
     assert read_run(tmp_path)["metrics"].omega.isna().all()
 
 
-def test_group_using_a_method_the_stack_lacks_trains_sequentially(datasets, tmp_path, capsys):  # noqa: F811
+def test_group_keeping_its_methods_sequential_trains_one_after_another(datasets, tmp_path, capsys):  # noqa: F811
     specs = [fresh_spec(datasets, run_id=f"m{seed}", seed=seed, steps=4, hidden=8, batch_size=8) for seed in (0, 1)]
     status = train_group(specs, tmp_path)
     assert [m["path"] for m in status["runs"]] == ["sequential"] * 2
-    assert "one after another (the batched path does not implement fresh_data)" in capsys.readouterr().out
+    assert "one after another (fresh_data: groups.stack_methods is false)" in capsys.readouterr().out
     for spec in specs:  # the sequential path: each member's files are those it writes alone
         train(spec, tmp_path / "alone" / spec["run_id"])
         assert run_files(tmp_path / spec["run_id"]) == run_files(tmp_path / "alone" / spec["run_id"])

@@ -308,3 +308,29 @@ def test_memoryless_prediction_is_not_solved(task, variant):
     # By the task's own rule most sequences are wrong; Pascanu et al.'s adding rule (error^2 <= 0.04) is lenient
     # enough to count about two thirds of memoryless answers right, yet never under 1% errors.
     assert metrics(task, outputs, targets, mask)["seq_solved_frac"] < 0.5
+
+
+@pytest.mark.parametrize(("task", "variant"), CASES, ids=IDS)
+def test_right_padding_changes_no_loss_or_metric(task, variant):
+    """A batch right-padded to a longer T (tasks.pad, as mixed training lengths reach the stacked path) scores
+    as the unpadded one, whatever the model outputs on the padding: the share right by every rule exactly, the
+    loss and metric (a mean error, for adding) to float64 rounding. The padding is zeros with mask False."""
+    T = small_T(task, variant)  # noqa: N806
+    if "length" in tasks.get(task).layout(1, T, variant, **tasks.get(task).PARAMS):
+        pytest.skip("its lengths vary already")
+    arrays = tasks.generate(task, T, 32, 5, variant)
+    padded = tasks.pad(task, arrays, T + 7, variant)
+    for name, values in arrays.items():  # arrays with a time axis (axis 1) padded along it, the others unchanged
+        length = values.shape[1] if values.ndim > 1 else len(values)
+        assert np.array_equal(padded[name][:, :length] if values.ndim > 1 else padded[name], values)
+        assert values.ndim == 1 or not padded[name][:, length:].any()
+    (x, y, mask), (_, y_pad, mask_pad) = (tasks.get(task).to_model(a) for a in (arrays, padded))
+    generator = torch.Generator().manual_seed(0)
+    outputs = torch.randn(*y_pad.shape, tasks.n_outputs(task), generator=generator, dtype=torch.float64)
+    y, y_pad = (t.double() if t.is_floating_point() else t for t in (y, y_pad))
+    short = outputs[:, : y.shape[1]]
+    loss, loss_pad = (float(masked_loss(task, *parts)) for parts in ((short, y, mask), (outputs, y_pad, mask_pad)))
+    assert loss_pad == pytest.approx(loss, rel=1e-14)  # a sum over more (zero) terms: another order, last bits
+    for rule in error_rules(task):
+        padded_scores, scores = metrics(task, outputs, y_pad, mask_pad, rule), metrics(task, short, y, mask, rule)
+        assert padded_scores == {**scores, "metric": pytest.approx(scores["metric"], rel=1e-14)}

@@ -10,8 +10,12 @@ backpropagation through time, loss, batch metrics, Pascanu et al.'s regulariser 
 alpha, 0 allowed, added before clipping: :func:`stacked_omega`), gradient norm, clipping (by norm or by value, per
 member) and the optimizer step (optim.py's rules), and one read of the [6, K] numbers that become the members' train
 rows. A member that trains until solved and meets its criterion leaves before that step's update, as alone.
-Methods the sequential path alone trains are :data:`UNSTACKED_METHODS`; those of
-:data:`rnngrad.contract.STACK_METHODS` stack only for runs whose spec opts in (``groups.stack_methods``).
+With mixed training lengths (``train_lengths``, Pascanu et al. 2013 section 4.1.1) each member draws its own T at
+every step and its batch is right-padded to the longest trainable T (:func:`rnngrad.tasks.pad`): its padded steps
+carry no loss, and their states are zeroed before the readout (:func:`stacked_forward`), so they add exact zeros
+to every sum and a member's numbers are those of its own length. The papers' methods
+(:data:`rnngrad.contract.STACK_METHODS`) stack for runs whose spec carries ``stack_methods`` (``groups.stack_methods``,
+on by default).
 
 A member's numbers do not depend on the others because every member's block of every stacked tensor (parameters,
 optimizer buffers, inputs, states, deltas, outputs, the gradients and the regulariser's operands) starts on a
@@ -58,7 +62,7 @@ from rnngrad.run_files import completed_status
 SHARED_KEYS = (
     "model", "task", "variant", "task_params", "T", "train_data", "test_data", "activation", "hidden", "batch_size",
     "steps", "dtype", "optimizer", "lr", "momentum", "rmsprop_alpha", "rmsprop_eps", "rmsprop_init", "device",
-    "error_rule",
+    "error_rule", "train_lengths",
 )  # fmt: skip
 # The shape rule, from `benchmarks/groups.py --sweep` (pure steps, K=12, T=50, adding, Adam, one thread, CPU time,
 # batched group vs one run; benchmarks/results/groups.json, measured on a loaded 2-core AMD EPYC, AVX2): stacking
@@ -78,14 +82,10 @@ def stackable(specs: list[dict]) -> bool:
     return all(spec[key] == first[key] for spec in specs for key in SHARED_KEYS)
 
 
-# The papers' methods the stacked update does not implement: a group using one trains one run after another.
-# train_lengths (each member draws its own T every step, Pascanu et al. 2013 section 4.1.1) would need a
-# per-member length mask in the recurrence and the loss, or members regrouped by their drawn T at every step.
-UNSTACKED_METHODS = ("train_lengths",)
-# STACK_METHODS (each member its own alpha, fresh batches, stop when solved, extra evaluation lengths) stack only for
-# runs whose spec opts in (groups.stack_methods, rnngrad.groups): the stacked path rounds differently from the
-# sequential one, and a config that does not ask keeps its bits. test_lengths (the test set's lengths) is
-# evaluation only, through each member's own Run, and stacks either way.
+# STACK_METHODS (each member its own alpha, fresh batches, stop when solved, extra evaluation lengths, mixed training
+# lengths) stack only for runs whose spec carries stack_methods (groups.stack_methods, rnngrad.groups): the stacked
+# path rounds differently from the sequential one, and a config that turns it off keeps the sequential bits.
+# test_lengths (the test set's lengths) is evaluation only, through each member's own Run, and stacks either way.
 
 
 def stack_parts(specs: list[dict]) -> list[list[int]]:
@@ -98,18 +98,15 @@ def stack_parts(specs: list[dict]) -> list[list[int]]:
 
 
 def unstacked_methods(specs: list[dict]) -> list[str]:
-    """The papers' methods among these specs that only the sequential path trains: :data:`UNSTACKED_METHODS`,
-    and :data:`rnngrad.contract.STACK_METHODS` used by a spec without ``stack_methods`` (``groups.stack_methods``)."""
-    return [
-        key
-        for key in (*STACK_METHODS, *UNSTACKED_METHODS)
-        if any(spec[key] and (key in UNSTACKED_METHODS or not spec.get("stack_methods")) for spec in specs)
-    ]
+    """The papers' methods (:data:`rnngrad.contract.STACK_METHODS`) used by a spec without ``stack_methods``
+    (``groups.stack_methods: false``): those train one run after another."""
+    return [key for key in STACK_METHODS if any(spec[key] and not spec.get("stack_methods") for spec in specs)]
 
 
 def can_batch(specs: list[dict]) -> bool:
     """Whether the batched path should train these runs: stackable, on the CPU, small enough that stacking
-    is faster than one run after another (:data:`MAX_BATCHED_CELLS`), and using none of :data:`UNSTACKED_METHODS`."""
+    is faster than one run after another (:data:`MAX_BATCHED_CELLS`), and no method a spec keeps sequential
+    (:func:`unstacked_methods`)."""
     if len(specs) < 2 or not stackable(specs) or unstacked_methods(specs):
         return False
     first = specs[0]
@@ -139,9 +136,11 @@ def aligned(tensor: torch.Tensor) -> torch.Tensor:
     return member_blocks(tensor.shape[0], tuple(tensor.shape[1:]), tensor).copy_(tensor)
 
 
-def stacked_forward(x, W, U, b, V, c, act) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803 - the lecture's names
+def stacked_forward(x, W, U, b, V, c, act, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
     """:class:`rnngrad.models.VanillaRNN` over a member axis: x [K, T, B, D], W [K, H, H], U [K, H, D], b [K, H],
-    V [K, O, H], c [K, O] -> (outputs y_t = V h_t + c as [K, O, T*B], states h_t as [K, T, B, H]).
+    V [K, O, H], c [K, O] -> (outputs y_t = V h_t + c as [K, O, T*B], states h_t as [K, T, B, H]). ``lengths``
+    (each member's steps, where batches are right-padded): a member's states past its own length are zeroed before
+    the readout, so that its padding, which carries no loss, adds exact zeros downstream and cannot overflow.
 
     Every [K, ...] tensor is in :func:`member_blocks` (x, and the parameters, must be too): a time step is the
     strided slice [:, t] (as fast for baddbmm and the elementwise ops as a contiguous one), and the sums over steps
@@ -157,6 +156,8 @@ def stacked_forward(x, W, U, b, V, c, act) -> tuple[torch.Tensor, torch.Tensor]:
     w_t = W.transpose(1, 2)
     for t in range(steps):  # a_t = W h_{t-1} + U x_t + b, then h_t = f(a_t), both in place
         h = act.f_(states[:, t].baddbmm_(h, w_t))
+    for k, length in enumerate(lengths or []):
+        states[k, length:].zero_()
     # V H^T rather than H V^T: with one output (adding) the latter is a matrix-vector product, whose slices
     # round differently with the number of members; the former's do not (tests/test_batched.py).
     outputs = member_blocks(members, (V.shape[1], steps * batch), x)
@@ -271,7 +272,7 @@ class Stack:
         continues them (the members share their training set, :data:`SHARED_KEYS`). With fresh data, each
         member's own minibatch at its own step (:func:`rnngrad.run.fresh_batch`), stacked."""
         if self.runs[0].train_set is None:
-            batches = [run.draw_batch() for run in self.runs]
+            batches = [run.draw_batch(padded=True) for run in self.runs]
             return tuple(torch.stack(parts) for parts in zip(*batches, strict=True))
         index = torch.stack([run.batch_index() for run in self.runs])
         return tuple(part[index] for part in self.runs[0].train_set)
@@ -286,7 +287,11 @@ class Stack:
         act = ACTIVATIONS[spec["activation"]]
         members, batch, steps, _ = x.shape
         inputs = aligned(x.transpose(1, 2))
-        outputs, states = stacked_forward(inputs, *self.params, act)
+        lengths = None
+        if spec["train_lengths"]:  # each member's steps at the T it drew (Stack.draw padded its batch)
+            task, variant, params = spec["task"], spec["variant"], spec["task_params"]
+            lengths = [tasks.sequence_length(task, run.batch_length, variant, **params) for run in self.runs]
+        outputs, states = stacked_forward(inputs, *self.params, act, lengths)
         with torch.enable_grad():
             leaf = outputs.detach().requires_grad_()
             # [K, B, T, O], contiguous whatever K: a view's layout would set the order of the sums below.

@@ -38,9 +38,9 @@ METHODS_OFF = {  # the spec keys of the papers' methods as a run without any of 
 }
 
 
-# The papers' methods that train stacked only where a config opts in (groups.stack_methods): rnngrad.groups marks
-# the specs, rnngrad.batched stacks them.
-STACK_METHODS = ("regularizer", "fresh_data", "until_solved", "eval_lengths")
+# The papers' methods that train stacked where a config keeps groups.stack_methods on (the default): rnngrad.groups
+# marks the specs, rnngrad.batched stacks them.
+STACK_METHODS = ("regularizer", "fresh_data", "until_solved", "eval_lengths", "train_lengths")
 
 
 def data_path(results: str, task: str, variant: str, T: int | list[int], split: str, seed: int) -> str:  # noqa: N803

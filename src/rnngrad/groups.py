@@ -16,12 +16,12 @@ dominate. A job then trains each set of runs that share their shapes apart (:fun
 and a changed cell reruns its pack (and the packs after it where its number of runs changed), whose unchanged
 runs are kept as complete.
 
-``groups.stack_methods: true`` lets the papers' methods that the stacked path implements
-(:data:`STACK_METHODS`: the regulariser, fresh data, training until solved, extra evaluation lengths) train stacked
-(:mod:`rnngrad.batched`): each spec that uses one of them gets ``stack_methods: true``, so its spec (and the group's
-specs file) changes and exactly those runs retrain, and a config without the key keeps every run's bits (such runs
-train one after another). The stacked path agrees with the sequential one within float32 rounding only
-(tests/test_batched.py), which is why it is a choice a config makes.
+``groups.stack_methods`` (default true) lets the papers' methods (:data:`STACK_METHODS`: the regulariser, fresh
+data, training until solved, extra evaluation lengths, mixed training lengths) train stacked (:mod:`rnngrad.batched`):
+each spec that uses one of them gets ``stack_methods: true`` in its spec. The stacked path agrees with the sequential
+one within float32 rounding only (tests/test_batched.py), so ``stack_methods: false`` is a choice a config can make:
+those runs then train one after another, with other bits, and the key in their specs tells the two apart (runs
+using none of the methods are the same either way).
 
 Each group's specs reach its job as a file, ``{results}/groups/{experiment}/{group}/specs.json``, and each
 experiment's run folders as ``{results}/groups/{experiment}/runs.txt``: command lines never grow with the number of
@@ -54,7 +54,7 @@ def uses_stack_methods(spec: dict) -> bool:
 
 
 def group_specs(
-    specs: list[dict], max_runs: int, pack_cells: bool = False, stack_methods: bool = False
+    specs: list[dict], max_runs: int, pack_cells: bool = False, stack_methods: bool = True
 ) -> dict[tuple[str, str], list[dict]]:
     """(experiment, group id) -> the group's specs, in grid order; group ids are ``{cell}/g{index}``, or
     ``packed/g{index}`` with ``pack_cells``. With ``stack_methods``, each spec using one of :data:`STACK_METHODS`

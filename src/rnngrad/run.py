@@ -171,12 +171,17 @@ class Run:
         """The next training batch's sequence numbers, drawn from this run's own sampler generator."""
         return torch.randint(self.train_set[0].shape[0], (self.spec["batch_size"],), generator=self.sampler)
 
-    def draw_batch(self) -> tuple:
+    def draw_batch(self, padded: bool = False) -> tuple:
         """The next training batch: generated fresh for this step, or drawn from the stored training set with this
-        run's own sampler generator."""
+        run's own sampler generator. ``padded``: a batch of a length drawn from ``train_lengths`` right-padded to
+        the longest (:func:`rnngrad.tasks.pad`), as the stacked path takes it."""
         if self.train_set is None:
-            self.batch_length, arrays = fresh_batch(self.spec, self.step)
-            return self._on_device(tasks.get(self.spec["task"]).to_model(arrays))
+            spec = self.spec
+            self.batch_length, arrays = fresh_batch(spec, self.step)
+            if padded and spec["train_lengths"]:
+                longest = spec["train_lengths"][1]
+                arrays = tasks.pad(spec["task"], arrays, longest, spec["variant"], **spec["task_params"])
+            return self._on_device(tasks.get(spec["task"]).to_model(arrays))
         index = self.batch_index().to(self.device)
         return tuple(part[index] for part in self.train_set)
 

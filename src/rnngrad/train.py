@@ -53,7 +53,7 @@ def _train_group(specs: list[dict], out_dirs: list[Path], threads: int, stack: b
         part_specs = [specs[i] for i in members]
         stacked = stack and batched.can_batch(part_specs)
         methods = batched.unstacked_methods(part_specs) if stack else []
-        why = f" (the batched path does not implement {', '.join(methods)})" if methods else ""
+        why = f" ({', '.join(methods)}: groups.stack_methods is false)" if methods else ""
         print(f"{len(members)} runs from {part_specs[0]['run_id']} "
               f"{'stacked (batched path)' if stacked else 'one after another' + why}", flush=True)  # fmt: skip
         if stacked:

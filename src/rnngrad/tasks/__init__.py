@@ -135,9 +135,26 @@ def _generate_mixed(rng: np.random.Generator, checked: dict) -> dict[str, np.nda
         rows = np.flatnonzero(drawn == length)
         part = module.generate(rng, int(length), len(rows), variant, **own)
         part["length"] = np.full(len(rows), length, dtype=np.int32)
-        for name, values in part.items():  # arrays with a time axis (axis 1) are padded along it
-            arrays[name][(rows, slice(0, values.shape[1])) if values.ndim > 1 else rows] = values
+        _place(arrays, rows, part)
     return arrays
+
+
+def pad(task: str, arrays: dict[str, np.ndarray], T: int, variant: str, **params) -> dict[str, np.ndarray]:  # noqa: N803
+    """Sequences of one shorter length (``arrays``, as :func:`generate` gives them) right-padded with zeros to T's
+    shapes, mask False on the padding, as a mixed-length set's rows are: so that batches drawn at different lengths
+    (``train_lengths``) share one tensor on the stacked path (:mod:`rnngrad.batched`)."""
+    n = len(arrays["mask"])
+    checked = _check_params(task=task, variant=variant, T=T, n=n, seed=0, **params)
+    layout = get(task).layout(n, checked["T"], variant, **_own(checked))
+    padded = {name: np.zeros(shape, dtype) for name, (shape, dtype) in layout.items()}
+    _place(padded, slice(None), arrays)
+    return padded
+
+
+def _place(arrays: dict[str, np.ndarray], rows, part: dict[str, np.ndarray]) -> None:
+    """Write ``part`` into ``rows`` of ``arrays``; arrays with a time axis (axis 1) from its start (right-padding)."""
+    for name, values in part.items():
+        arrays[name][(rows, slice(0, values.shape[1])) if values.ndim > 1 else rows] = values
 
 
 def baseline_loss(task: str, T: int, variant: str, **params) -> float:  # noqa: N803

@@ -79,8 +79,9 @@ def to_model(arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def metrics(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accuracy on the copied symbols (targets that are data symbols); a sequence is right when all of them are."""
-    copied = targets < BLANK
+    """Accuracy on the copied symbols (targets that are data symbols where a loss is scored: a right-padded
+    sequence's padding, zeros, is no symbol to copy); a sequence is right when all of them are."""
+    copied = (targets < BLANK) & mask
     correct = (outputs.argmax(-1) == targets) & copied
     accuracy = correct.sum((-2, -1)) / copied.sum((-2, -1))
     all_right = (correct.sum(-1) == copied.sum(-1)).float().mean(-1)
