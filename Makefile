@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)  # rules call the `rnngrad` CLI of this venv
 
-.PHONY: figures test report dryrun paper-tiny paper-cost reproduce
+.PHONY: figures test report dryrun paper-tiny paper-cost reproduce reproduce-long
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,4 +37,12 @@ REPRODUCTIONS := $(filter-out config/reproduce/published.yaml,$(wildcard config/
 reproduce: $(VENV)/.installed  ## every reproduction at its reduced budget: verdicts and figures in figures/reproduce-*/
 	for config in $(REPRODUCTIONS); do \
 		$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile $$config || exit 1; \
+	done
+
+reproduce-long: $(VENV)/.installed  ## every reproduction's long tier (the papers' shortest lengths): figures/reproduce-*-long/
+	mkdir -p results/tiers
+	for config in $(REPRODUCTIONS); do \
+		tier=results/tiers/$$(basename $$config .yaml)-long.yaml; \
+		$(BIN)/python -m rnngrad tier $$config long --out $$tier || exit 1; \
+		$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile $$tier || exit 1; \
 	done

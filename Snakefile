@@ -4,6 +4,7 @@ import gc
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 

@@ -3,6 +3,7 @@ and coverage, every verdict on constructed tables, and a report whose every numb
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -439,9 +440,10 @@ def test_every_number_in_the_report_comes_from_the_claims_or_the_tables(tmp_path
     )
     text = reproduce.write_report(published, {"clipping_helps": tmp_path}, "demo", [tmp_path / "a.md"])
     assert (tmp_path / "a.md").read_text() == text
-    header, table = text.split("| claim |")
+    header, table = text.split("| claim |", 1)
     assert numbers(header) == {"95", "6", "0.5", "2"}  # the level, the runs a median needs, the sensitivity
-    (row,) = [line for line in table.splitlines() if line.startswith("| clipping_helps")]
+    row, ladder = [line for line in table.splitlines() if line.startswith("| clipping_helps")]  # verdicts, ladder
+    assert ladder.endswith("| not run | not run |") and numbers(ladder) <= numbers(row)
     claims_text = published.read_text()
     low, high = reproduce.newcombe(3, 4, 0, 4)
     contrast = reproduce.load_published(published)["clipping_helps"]
@@ -509,7 +511,7 @@ def test_reproduce_block_names_unknown_claims_and_experiments(tmp_path):
         configuration.validate(smoke_with_claims(tmp_path, {"lengths_solve": "gone"}))
 
 
-def test_paper_budget_merges_mappings_replaces_lists_and_is_validated(tmp_path):
+def test_a_tier_merges_mappings_replaces_lists_and_is_validated(tmp_path):
     from rnngrad import config as configuration
 
     grid = [{"task": ["adding"], "T": [4, 8, 16], "activation": ["relu"], "init": ["orthogonal"], "scale": [1.0],
@@ -517,15 +519,19 @@ def test_paper_budget_merges_mappings_replaces_lists_and_is_validated(tmp_path):
     paper = {"train": {"steps": 5000}, "experiments": {"lengths": {"grid": grid}}}
     config = smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}, paper)
     configuration.validate(config)
-    full = configuration.paper_budget(config)
-    assert full["name"] == "smoke-paper" and "paper" not in full["reproduce"]
+    full = configuration.tier_config(config, "paper")
+    assert full["name"] == "smoke-paper" and "paper" not in full["reproduce"] and full["reproduce"]["tier"] == "paper"
     assert full["train"]["steps"] == 5000 and full["train"]["hidden"] == config["train"]["hidden"]  # merged
     assert full["experiments"]["lengths"]["grid"] == grid  # replaced whole
     assert full["experiments"]["lengths"]["train"] == config["experiments"]["lengths"]["train"]
     assert config["train"]["steps"] == 12  # the reduced config is left as it was
     bad = smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}, {"train": {"steps": 0}})
-    with pytest.raises(configuration.ConfigError, match=r"reproduce.paper \(the paper's budget\).*train.steps"):
+    with pytest.raises(configuration.ConfigError, match=r"reproduce.paper \(the paper tier\).*train.steps"):
         configuration.validate(bad)
+    with pytest.raises(configuration.ConfigError, match=r"reproduce.long: missing"):
+        configuration.tier_config(config, "long")
+    with pytest.raises(configuration.ConfigError, match=r"tier: 'huge' is unknown; allowed: \['long', 'paper'\]"):
+        configuration.tier_config(config, "huge")
 
 
 def test_a_measure_with_nothing_logged_is_named():
@@ -547,7 +553,7 @@ def test_a_diverged_run_counts_as_infinitely_far_above_the_baseline():
 # ----- end to end ---------------------------------------------------------------------------------------------
 
 
-def test_paper_budget_cli_writes_a_valid_config(tmp_path):
+def test_tier_cli_writes_a_valid_config(tmp_path):
     import subprocess
     import sys
 
@@ -555,7 +561,7 @@ def test_paper_budget_cli_writes_a_valid_config(tmp_path):
     from conftest import ROOT
 
     out = tmp_path / "paper.yaml"
-    command = [sys.executable, "-m", "rnngrad", "paper-budget", "config/reproduce/pascanu2013_fig7.yaml", "--out"]
+    command = [sys.executable, "-m", "rnngrad", "tier", "config/reproduce/pascanu2013_fig7.yaml", "paper", "--out"]
     result = subprocess.run([*command, str(out)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     paper = yaml.safe_load(out.read_text())
@@ -578,7 +584,11 @@ def test_every_reproduction_config_is_valid_and_scores_claims_of_the_claims_file
 @pytest.mark.slow
 def test_smoke_reproduction_runs_end_to_end(tmp_path):
     """config/smoke-reproduce.yaml through the real pipeline: a report with one verdict a claim, written beside
-    the results and the figures, and the paper-layout figure."""
+    the results and the figures, and the paper-layout figure; then its long tier (rnngrad tier), whose budget
+    ladder carries the reduced tier's verdicts, and the reduced report again, which now carries the long tier's."""
+    import subprocess
+    import sys
+
     import yaml
     from conftest import copy_workflow
     from test_pipeline import snakemake
@@ -588,12 +598,27 @@ def test_smoke_reproduction_runs_end_to_end(tmp_path):
     config = yaml.safe_load((workdir / "config" / "smoke-reproduce.yaml").read_text())
     text = (workdir / "results" / "smoke-reproduce" / "reproduction.md").read_text()
     assert (workdir / "figures" / "smoke-reproduce" / "reproduction.md").read_text() == text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
-    assert [row.split(":")[0].lstrip("| ") for row in rows] == list(config["reproduce"]["claims"])
-    verdicts = {REPRODUCED, NOT_AT_BUDGET, CONTRADICTED}
-    assert all(sum(f"| {verdict} |" in row for verdict in verdicts) == 1 for row in rows)
+    rows = report_rows(workdir / "figures" / "smoke-reproduce" / "reproduction.md")
+    assert list(rows) == list(config["reproduce"]["claims"])
+    assert all(row["verdict"] in {REPRODUCED, NOT_AT_BUDGET, CONTRADICTED} for row in rows.values())
     for figure in config["figures"]:
         assert (workdir / "figures" / "smoke-reproduce" / f"{figure}.png").stat().st_size > 10_000
+    reduced = json.loads((workdir / "figures" / "smoke-reproduce" / "verdicts.json").read_text())
+    assert {claim: record["verdict"] for claim, record in reduced.items()} == {
+        claim: row["verdict"] for claim, row in rows.items()
+    }
+
+    tier = ["rnngrad", "tier", "config/smoke-reproduce.yaml", "long", "--out", "results/tiers/smoke-long.yaml"]
+    subprocess.run([sys.executable, "-m", *tier], cwd=workdir, check=True, capture_output=True)
+    snakemake(workdir, "--configfile", "results/tiers/smoke-long.yaml")
+    long_text = (workdir / "figures" / "smoke-reproduce-long" / "reproduction.md").read_text()
+    claim = next(iter(reduced))
+    ladder_row = next(line for line in long_text.splitlines() if line.startswith(f"| {claim} |"))
+    assert ladder_row.startswith(f"| {claim} | {reduced[claim]['holm_verdict']} (") and "10 updates" in ladder_row
+    snakemake(workdir, "--configfile", "config/smoke-reproduce.yaml")  # the reduced report's ladder catches up
+    text = (workdir / "figures" / "smoke-reproduce" / "reproduction.md").read_text()
+    ladder_row = next(line for line in text.splitlines() if line.startswith(f"| {claim} |"))
+    assert ladder_row.endswith("| not run |") and "not run | not run" not in ladder_row
 
 
 def test_select_longest_keeps_the_longest_length_of_the_matching_runs():
@@ -643,8 +668,10 @@ def pascanu_fig7_table(tables_root) -> pd.DataFrame:
 
 
 def report_rows(path) -> dict[str, dict[str, str]]:
-    """A committed reproduction report's rows by claim id, cell by column (escaped pipes kept)."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    """A committed reproduction report's rows by claim id, cell by column (escaped pipes kept); its budget ladder,
+    the table after the verdicts, left out."""
+    verdicts = path.read_text().split("\n## Budget ladder")[0]
+    lines = [line for line in verdicts.splitlines() if line.startswith("| ")]
     split = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
     header, rows = split[0], split[1:]
     return {row[0].split(":")[0]: dict(zip(header, row, strict=True)) for row in rows}
@@ -670,3 +697,31 @@ def test_the_readmes_verdicts_are_the_committed_reports():
         row = report_rows(ROOT / report)[claim]
         assert verdict.strip() == row["verdict"], claim
         assert row["holm"].startswith(holm.strip() + " ("), claim
+
+
+def test_the_budget_ladder_puts_each_tiers_verdict_beside_this_reports(tmp_path):
+    own = {"a": {"holm_verdict": "reproduced", "budget": "6,000 updates"}, "b": {"holm_verdict": "contradicted",
+           "budget": "6,000 updates"}}  # fmt: skip
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps({"a": {"holm_verdict": "not reproduced at this budget", "budget": "10,000 updates"}}))
+    text = reproduce.ladder("reduced", own, {"long": long, "paper": tmp_path / "absent.json"})
+    rows = [line for line in text.splitlines() if line.startswith("| a ") or line.startswith("| b ")]
+    assert rows == [
+        "| a | reproduced (6,000 updates) | not reproduced at this budget (10,000 updates) | not run |",
+        "| b | contradicted (6,000 updates) | not run | not run |",
+    ]
+    assert "(this report: long)" in reproduce.ladder("long", own, {"long": long})  # its own column wins
+    assert "| a | not run | reproduced (6,000 updates) |" in reproduce.ladder("long", own, {"long": long})
+    with pytest.raises(reproduce.ClaimError, match=r"tier 'huge' is unknown; allowed: \['reduced', 'long', 'paper'\]"):
+        reproduce.ladder("huge", own, {})
+
+
+def test_each_tier_finds_the_others_figures(tmp_path):
+    from rnngrad import config as configuration
+
+    config = smoke_with_claims(tmp_path, {"lengths_solve": "lengths"}, {"train": {"steps": 50}})
+    config["reproduce"]["long"] = {"train": {"steps": 20}}
+    folders = {"reduced": "figures/smoke", "long": "figures/smoke-long", "paper": "figures/smoke-paper"}
+    assert configuration.tier_figures(config) == folders
+    assert configuration.tier_figures(configuration.tier_config(config, "long")) == folders
+    assert configuration.tier_figures(configuration.tier_config(config, "paper")) == folders

@@ -117,7 +117,9 @@ def cmd_reproduce(args) -> None:
     from rnngrad.reproduce import write_report
 
     claims = dict(item.split("=", 1) for item in args.claims)
-    print(write_report(args.published, claims, args.title, args.out, args.success), end="")
+    others = dict(item.split("=", 1) for item in args.tier_verdicts)
+    text = write_report(args.published, claims, args.title, args.out, args.success, args.tier, args.verdicts, others)
+    print(text, end="")
 
 
 def cmd_power(args) -> None:
@@ -126,8 +128,8 @@ def cmd_power(args) -> None:
     print(power_table(args.published, args.claims), end="")
 
 
-def cmd_paper_budget(args) -> None:
-    write_derived_config(configuration.paper_budget(configuration.load(args.config)), args.out)
+def cmd_tier(args) -> None:
+    write_derived_config(configuration.tier_config(configuration.load(args.config), args.tier), args.out)
 
 
 def cmd_validate(args) -> None:
@@ -222,6 +224,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--success", type=json.loads, help="the config's success criterion per task as JSON (the sensitivity line)"
     )
+    rep.add_argument("--tier", default="reduced", choices=("reduced", *configuration.TIERS), help="this report's tier")
+    rep.add_argument("--verdicts", help="a JSON path for this tier's verdicts (other tiers' ladders read it)")
+    rep.add_argument(
+        "--tier-verdicts", action="append", default=[], help="TIER=PATH: another tier's verdicts.json, where it exists"
+    )
     rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
     rep.set_defaults(func=cmd_reproduce)
 
@@ -230,10 +237,11 @@ def parser() -> argparse.ArgumentParser:
     pow_.add_argument("claims", nargs="*", help="claim ids (default: every claim)")
     pow_.set_defaults(func=cmd_power)
 
-    pap = stages.add_parser("paper-budget", help="a reproduction config at the paper's budget (reproduce.paper)")
-    pap.add_argument("config")
-    pap.add_argument("--out", required=True, help="the paper-budget config's YAML path")
-    pap.set_defaults(func=cmd_paper_budget)
+    tier = stages.add_parser("tier", help="a reproduction config at its long or paper budget (reproduce.long|paper)")
+    tier.add_argument("config")
+    tier.add_argument("tier", choices=configuration.TIERS)
+    tier.add_argument("--out", required=True, help="the derived config's YAML path")
+    tier.set_defaults(func=cmd_tier)
 
     val = stages.add_parser("validate", help="check a config and count its runs")
     val.add_argument("config")

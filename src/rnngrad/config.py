@@ -149,11 +149,12 @@ def _check_reproduce(config: dict) -> None:
                 f"config key reproduce.claims.{claim}: experiment {experiment!r} is not defined; "
                 f"allowed: {sorted(config['experiments'])}"
             )
-    if "paper" in block:
-        try:
-            validate(paper_budget(config))
-        except ConfigError as err:
-            raise ConfigError(f"config key reproduce.paper (the paper's budget): {err}") from err
+    for tier in TIERS:
+        if tier in block:
+            try:
+                validate(tier_config(config, tier))
+            except ConfigError as err:
+                raise ConfigError(f"config key reproduce.{tier} (the {tier} tier): {err}") from err
 
 
 def check_models(config: dict) -> None:
@@ -394,15 +395,34 @@ def _deep_merged(base: dict, override: dict) -> dict:
     return merged
 
 
-def paper_budget(config: dict) -> dict:
-    """A reproduction config at the paper's budget: its ``reproduce.paper`` overrides merged in (mappings key by
-    key, lists such as a grid replaced whole), under its own output root ``{name}-paper`` (for a cluster)."""
-    if "paper" not in config.get("reproduce", {}):
-        raise ConfigError("config key reproduce.paper: missing; this config has no paper's budget to apply")
-    paper = _deep_merged(config, config["reproduce"]["paper"])
-    paper["name"] = f"{config['name']}-paper"
-    del paper["reproduce"]["paper"]
-    return paper
+TIERS = ("long", "paper")  # the budget tiers a reproduction config may carry beside its reduced one
+
+
+def tier_figures(config: dict) -> dict[str, str]:
+    """The figures folder of every budget tier of a reproduction config, its own included: the reduced tier's is
+    the config's name, a derived tier's that name plus ``-{tier}`` (:func:`tier_config`)."""
+    tier = config["reproduce"].get("tier", "reduced")
+    base = config["name"] if tier == "reduced" else config["name"].removesuffix(f"-{tier}")
+    names = {"reduced": base} | {name: f"{base}-{name}" for name in TIERS}
+    return {tier: figures_root({"name": name}) for tier, name in names.items()}
+
+
+def tier_config(config: dict, tier: str) -> dict:
+    """A reproduction config at one of its budget tiers: ``reproduce.<tier>``'s overrides merged in (mappings key by
+    key, lists such as a grid replaced whole), under its own output root ``{name}-{tier}``, with
+    ``reproduce.tier`` naming it. ``long``: the papers' shortest lengths on one machine in about an hour;
+    ``paper``: the paper's budget (for a cluster). The config itself is the reduced tier."""
+    if tier not in TIERS:
+        raise ConfigError(f"tier: {tier!r} is unknown; allowed: {list(TIERS)}")
+    block = config.get("reproduce", {})
+    if tier not in block:
+        raise ConfigError(f"config key reproduce.{tier}: missing; this config has no {tier} tier to apply")
+    derived = _deep_merged(config, block[tier])
+    derived["name"] = f"{config['name']}-{tier}"
+    for name in TIERS:
+        derived["reproduce"].pop(name, None)
+    derived["reproduce"]["tier"] = tier
+    return derived
 
 
 def miniature(config: dict) -> dict:

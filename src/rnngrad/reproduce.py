@@ -24,6 +24,7 @@ gives the verdict with the success threshold halved and doubled.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import pandas as pd
 import yaml
 
 from rnngrad import tasks
-from rnngrad.io import atomic_write
+from rnngrad.io import atomic_write, read_json
 
 ALPHA = 0.05  # every interval is 1 - ALPHA (two-sided) before Holm's adjustment
 POWER_TARGET = 0.8
@@ -640,6 +641,8 @@ def score(claims: list[dict], tables: dict[str, dict[str, pd.DataFrame]], criter
         holm = adjusted.get(name)
         rows.append(
             {
+                "id": name,
+                "holm_verdict": holm.verdict if holm else verdicts[name].verdict,
                 "claim": f"{name}: {claim['statement']}",
                 "family": f"{claim['family']} ({len(family)} in this report)",
                 "source": source,
@@ -710,11 +713,52 @@ def report(title: str, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+TIERS = ("reduced", "long", "paper")  # budget tiers, smallest first (rnngrad.config.tier_config)
+
+
+def verdict_records(rows: list[dict]) -> dict[str, dict]:
+    """What a report's tier tells the others' budget ladders (verdicts.json): each claim's verdict, raw and after
+    Holm, with what was measured and the budget spent."""
+    keys = ("verdict", "holm_verdict", "measured", "budget")
+    return {row["id"]: {key: row[key] for key in keys} for row in rows}
+
+
+def ladder(tier: str, own: dict[str, dict], others: dict[str, str | Path], paper_cost: str = "") -> str:
+    """The budget ladder: each claim's verdict after Holm at every tier, this report's and each other tier's
+    (its verdicts.json, where that tier has been run), so a reader sees how a verdict moves with budget."""
+    if tier not in TIERS:
+        raise ClaimError(f"tier {tier!r} is unknown; allowed: {list(TIERS)}")
+    columns = {name: read_json(path) for name, path in others.items() if name != tier and Path(path).is_file()}
+    columns[tier] = own
+    lines = [
+        "## Budget ladder",
+        "",
+        f"Each claim's verdict after Holm at every budget tier (this report: {tier}), with the budget spent; "
+        "'not run' where that tier's report does not exist. Tiers: reduced (minutes, CI), long (the papers' "
+        "shortest lengths on one machine, about an hour), paper (the paper's budget, for a cluster)."
+        + (f" {paper_cost}" if paper_cost else ""),
+        "",
+        "| claim | " + " | ".join(TIERS) + " |",
+        "|" + "---|" * (len(TIERS) + 1),
+    ]
+    for claim in own:
+        cells = [
+            f"{columns[name][claim]['holm_verdict']} ({columns[name][claim]['budget']})"
+            if claim in columns.get(name, {})
+            else "not run"
+            for name in TIERS
+        ]
+        lines.append("| " + " | ".join(_cell(text) for text in [claim, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     published: str | Path, claim_tables: dict[str, str | Path], title: str, out_paths: list[str | Path],
-    criteria: dict | None = None,
+    criteria: dict | None = None, tier: str = "reduced", verdicts_path: str | Path | None = None,
+    other_tiers: dict[str, str | Path] | None = None, paper_cost: str = "",
 ) -> str:  # fmt: skip
-    """Score each claim (id -> its experiment's tables folder) and write the same report to every path."""
+    """Score each claim (id -> its experiment's tables folder) and write the same report, with its budget ladder
+    (:func:`ladder`), to every path; this tier's verdicts to ``verdicts_path`` for the other tiers' ladders."""
     from rnngrad.tables import read_tables
 
     all_claims = load_published(published)
@@ -725,9 +769,13 @@ def write_report(
     tables = {
         claim["id"]: read_tables(claim_tables[claim["id"]], MEASURES[claim["measure"]].tables) for claim in claims
     }
-    text = report(title, score(claims, tables, criteria))
+    rows = score(claims, tables, criteria)
+    records = verdict_records(rows)
+    text = report(title, rows) + "\n" + ladder(tier, records, other_tiers or {}, paper_cost)
     for path in out_paths:
         atomic_write(path, lambda tmp: tmp.write_text(text))
+    if verdicts_path is not None:
+        atomic_write(verdicts_path, lambda tmp: tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n"))
     return text
 
 

@@ -1,5 +1,13 @@
 # Reproductions (config/reproduce/): the config's published claims scored on its experiments' tables, one row a
-# claim with its verdict (rnngrad.reproduce). The report goes beside the results and beside the committed figures.
+# claim with its verdict (rnngrad.reproduce). The report goes beside the results and beside the committed figures,
+# with its budget ladder: the verdicts of the config's other tiers (rnngrad tier), read from their committed
+# verdicts.json where those tiers have run.
+REPRODUCE_TIER = config["reproduce"].get("tier", "reduced")
+OTHER_TIERS = {
+    tier: f"{folder}/verdicts.json"
+    for tier, folder in rnngrad_config.tier_figures(config).items()
+    if tier != REPRODUCE_TIER and Path(f"{folder}/verdicts.json").is_file()
+}
 
 
 rule reproduction:
@@ -11,9 +19,11 @@ rule reproduction:
             for experiment in sorted(set(config["reproduce"]["claims"].values()))
             for table in rnngrad_contract.TABLES
         ],
+        other_tiers=list(OTHER_TIERS.values()),
     output:
         results=f"{RESULTS}/reproduction.md",
         figures=f"{FIGURES_DIR}/reproduction.md",
+        verdicts=f"{FIGURES_DIR}/verdicts.json",
     log:
         f"logs/{NAME}/reproduction.log",
     conda:
@@ -31,7 +41,12 @@ rule reproduction:
         success=json.dumps(
             rnngrad_tasks.success_criteria(config["tasks"]), sort_keys=True
         ),
+        tier=REPRODUCE_TIER,
+        other_tiers=" ".join(
+            f"--tier-verdicts {tier}={path}" for tier, path in OTHER_TIERS.items()
+        ),
     shell:
         "python -m rnngrad reproduce --published {input.published} --title {params.title}"
         " --success '{params.success}' --out {output.results} --out {output.figures}"
+        " --tier {params.tier} --verdicts {output.verdicts} {params.other_tiers}"
         " {params.claims} > {log} 2>&1"
