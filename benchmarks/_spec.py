@@ -95,7 +95,9 @@ def update_flops(spec: dict, T: float | None = None, readout_steps: float | None
 
     R = ``readout_steps``: by default T, as rnngrad's paths compute the readout at every step
     (models.VanillaRNN.readout, batched.stacked_forward) even where only the last is scored; 1 where only the last
-    step's is computed (benchmarks/_kernels.py)."""
+    step's is computed (benchmarks/_kernels.py). torch.utils.flop_counter.FlopCounterMode, which does not count the
+    in-place recurrences (addmm_, baddbmm_), agrees on both of rnngrad's paths once they are added, but for the
+    sequential path's one extra step of W^T delta and grad_W (it carries delta_1 back and multiplies h_0 = 0)."""
     H, B = spec["hidden"], spec["batch_size"]  # noqa: N806 - the lecture's names
     T = spec["T"] if T is None else T  # noqa: N806
     R = T if readout_steps is None else readout_steps  # noqa: N806
