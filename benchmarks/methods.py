@@ -33,14 +33,15 @@ meets where the paper trains until solved (so every member takes every update), 
 Arms, interleaved: the group's update; each arm's seed-0 run alone on the sequential path (before_step, train_step,
 end_step, as Run.run) and alone on the stacked path (a Group of 1); the group's draw alone (Stack.draw: the members'
 batches, generated with fresh data); a 512x512 float32 matmul (_machine.matmul_gflops_step, the compute limit); at
-fig7, Fig. 7's per-step recurrent product three ways (small_products: torch.baddbmm [15,20,50]x[15,50,50] into a
-contiguous result, the forward's in-place baddbmm_ on a time step's slice of the states, and one member's addmm
-[20,50]x[50,50]), with the ATen ops each dispatches. Reported: ms a group update, a member's (the group's over its
-members), alone (the arms' mean) on each path, the speed-up in updates per second per run over each; FLOPs of an
-update (_spec.update_flops: matmuls only, the readout at every step as rnngrad computes it, Omega's products where
-alpha > 0; at a mixed-length member's mean length 37.5, so the group's padding counts as lost time); and each
-path's share of the compute limit: FLOPs / (seconds an update x the matmul's FLOP/s measured in the same
-interleaving, one thread); for the group, the members' FLOPs summed over the group update's time.
+fig7, Fig. 7's per-step recurrent product four ways (small_products: torch.baddbmm [15,20,50]x[15,50,50] on
+contiguous tensors, the same on the stacked path's member blocks, the forward's in-place baddbmm_ on a time step's
+slice of the states, and one member's addmm [20,50]x[50,50]), with the ATen ops each dispatches. Reported: ms a
+group update, a member's (the group's over its members), alone (the arms' mean) on each path, the speed-up in
+updates per second per run over each; FLOPs of an update (_spec.update_flops: matmuls only, the readout at every
+step as rnngrad computes it, Omega's products where alpha > 0; at a mixed-length member's mean length 37.5, so the
+group's padding counts as lost time); and each path's share of the compute limit: FLOPs / (seconds an update x the
+matmul's FLOP/s measured in the same interleaving, one thread); for the group, the members' FLOPs summed over the
+group update's time.
 
 ``fig7_profile``: --profile-steps updates of fig7's group under torch.profiler after its timing: the top ATen ops
 by self time (ms a step), the ATen ops a step (nested ones included), the inclusive ms of the step's phases (the
@@ -168,31 +169,35 @@ def sequential_step(run: Run):
 
 
 def small_products(tiny: bool) -> dict:
-    """The per-step recurrent product of Fig. 7's group (K, B, H = SMALL_BMM) three ways, each a call doing
-    SMALL_CALLS of them: ``small_baddbmm`` torch.baddbmm([K, B, H] + [K, B, H] x [K, H, H]) into a contiguous
-    preallocated result; ``small_baddbmm_slice`` the stacked forward's own call, a_t.baddbmm_(h, W^T) in place on a
-    time step's strided slice of the [K, T, B, H] states (batched.member_blocks, as batched.stacked_forward); and
-    ``small_addmm`` one member's torch.addmm([B, H] + [B, H] x [H, H]), a lone run's product. Returns name ->
-    (call, FLOPs of a call, shapes, one product alone)."""
+    """The per-step recurrent product of Fig. 7's group (K, B, H = SMALL_BMM) four ways, each a call doing
+    SMALL_CALLS of them: ``small_baddbmm`` torch.baddbmm([K, B, H] + [K, B, H] x [K, H, H]) on contiguous tensors
+    into a preallocated result; ``small_baddbmm_blocks`` the same on tensors laid out as the stacked path's
+    (batched.member_blocks: each member's block padded to 64 bytes); ``small_baddbmm_slice`` the stacked forward's
+    own call, a_t.baddbmm_(h, W^T) in place on a time step's slice of the [K, T, B, H] states (as
+    batched.stacked_forward); and ``small_addmm`` one member's torch.addmm([B, H] + [B, H] x [H, H]), a lone run's
+    product. Returns name -> (call, FLOPs of a call, shapes, one product alone)."""
     k, b, h = (2, TINY["batch_size"], TINY["hidden"]) if tiny else SMALL_BMM
     steps = TINY["T"] if tiny else PAPER_SHAPES["pascanu"]["grid"]["T"]
     like = torch.empty(0)
-    x, c, out = (batched.member_blocks(k, (b, h), like).normal_() for _ in range(3))
-    w = batched.member_blocks(k, (h, h), like).normal_()
+    x, w, c, out = torch.randn(k, b, h), torch.randn(k, h, h), torch.randn(k, b, h), torch.empty(k, b, h)
+    xb, cb, outb = (batched.aligned(t) for t in (x, c, out))
+    wb = batched.aligned(w)
     states = batched.member_blocks(k, (steps, b, h), like).normal_()
-    w_t = w.transpose(1, 2)
-    x1, w1, c1, out1 = (torch.randn_like(t[0]) for t in (x, w, c, out))
+    wb_t = wb.transpose(1, 2)
+    x1, w1, c1, out1 = (t[0].clone() for t in (x, w, c, out))
     clock = {"t": 0}
 
     def in_place() -> None:
         clock["t"] = (clock["t"] + 1) % steps
-        states[:, clock["t"]].baddbmm_(x, w_t)
+        states[:, clock["t"]].baddbmm_(xb, wb_t)
 
+    stacked = f"[{k},{b},{h}]x[{k},{h},{h}]"
     products = {
-        "small_baddbmm": (lambda: torch.baddbmm(c, x, w, out=out), k, f"[{k},{b},{h}]x[{k},{h},{h}]"),
-        "small_baddbmm_slice": (in_place, k, f"[{k},{b},{h}]x[{k},{h},{h}] into [{k},{steps},{b},{h}][:, t]"),
+        "small_baddbmm": (lambda: torch.baddbmm(c, x, w, out=out), k, f"{stacked}, contiguous"),
+        "small_baddbmm_blocks": (lambda: torch.baddbmm(cb, xb, wb, out=outb), k, f"{stacked}, member blocks"),
+        "small_baddbmm_slice": (in_place, k, f"{stacked} into [{k},{steps},{b},{h}][:, t]"),
         "small_addmm": (lambda: torch.addmm(c1, x1, w1, out=out1), 1, f"[{b},{h}]x[{h},{h}]"),
-    }  # fmt: skip
+    }
 
     def repeated(once):
         def call() -> None:
