@@ -1,5 +1,6 @@
 """What every benchmark writes beside its numbers: the machine, the software and the thread settings, and the
-command that measured them (imported by the scripts in this folder; the docs' tables come from it)."""
+command that measured them (imported by the scripts in this folder; the docs' tables come from it); and the timing
+helpers the benchmarks share: CPU time over interleaved blocks, and the rate a large matmul reaches."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
+import time
 from pathlib import Path
 
 ISAS = ("avx512f", "avx2", "avx", "sse4_2", "asimd", "neon")  # widest first; asimd/neon: ARM
@@ -44,6 +47,35 @@ def machine() -> dict:
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "python": platform.python_version(),
     }
+
+
+def timed_blocks(arms: dict, repeats: int, block: int) -> dict[str, float]:
+    """Median CPU seconds (this process's) of one call of each arm, arms interleaved block by block, after one
+    warm-up call of each."""
+    for fn in arms.values():
+        fn()  # warm-up
+    times = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, fn in arms.items():
+            start = time.process_time()
+            for _ in range(block):
+                fn()
+            times[name].append((time.process_time() - start) / block)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def matmul_gflops_step(size: int = 512):
+    """(a call doing one size x size float32 torch matmul into a preallocated result, its FLOPs): timed beside a
+    benchmark's arms (:func:`timed_blocks`), the machine's compute limit at the benchmark's thread setting."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+
+    def step():
+        torch.mm(a, b, out=out)
+
+    return step, 2 * size**3
 
 
 def describe(info: dict) -> str:

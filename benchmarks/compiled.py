@@ -41,13 +41,11 @@ compile caches kept between runs in the temporary folder (the full run compiles 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,47 +54,26 @@ from pathlib import Path
 
 import torch
 from _kernels import BETA1, BETA2, CPP, loop_update, torch_update
-from _machine import write
-from _spec import default_config, one_run_spec
+from _machine import matmul_gflops_step, timed_blocks, write
+from _spec import PAPER_SHAPES as SHAPES
+from _spec import TINY, shape_spec, update_flops
 
-from rnngrad import tasks
 from rnngrad.batched import Group
 from rnngrad.run import Run
 
-SHAPES = {
-    "pascanu": {"grid": {"task": "temporal_order", "T": 50, "activation": "tanh", "init": "sparse", "scale": 0.95,
-                         "clip": 1.0, "regularizer": 4.0},
-                "train": {"hidden": 50, "batch_size": 20, "optimizer": "sgd", "lr": 0.01, "input_init": 0.01,
-                          "readout_init": 0.01, "fresh_data": True}},
-    "irnn": {"grid": {"task": "adding", "T": 100, "activation": "relu", "init": "identity", "scale": 1.0,
-                      "clip": 1.0, "regularizer": 0},
-             "train": {"hidden": 100, "batch_size": 16, "optimizer": "sgd", "lr": 0.01, "input_init": 0.001}},
-    "default": {"grid": {"task": "adding", "T": 50, "activation": "tanh", "init": "orthogonal", "scale": 1.0,
-                         "clip": 1.0, "regularizer": 0},
-                "train": {"hidden": 32, "batch_size": 32, "optimizer": "adam", "lr": 0.001}},
-}  # fmt: skip
-TINY = {"T": 10, "hidden": 8, "batch_size": 4}
 CHECK_STEPS = 5
 NAMES = ("W", "U", "b", "V", "c")
 
 
 # ---------------------------------------------------------------------------------------------- specs and runs
 def make_spec(shape: str, seed: int, root: Path, tiny: bool, batched: bool = False) -> dict:
-    """A run's spec expanded from the default config; ``batched``: the setting rnngrad.batched accepts (hidden a
-    multiple of 4, no Omega, a stored training set)."""
-    setting = copy.deepcopy(SHAPES[shape])
-    if tiny:
-        setting["grid"]["T"] = TINY["T"]
-        setting["train"].update(hidden=TINY["hidden"], batch_size=TINY["batch_size"])
-    if batched:
-        setting["grid"]["regularizer"] = 0
-        setting["train"]["fresh_data"] = False
-        setting["train"]["hidden"] = 4 * round(setting["train"]["hidden"] / 4)
-    config = default_config()
-    config["data"].update(n_train=1000, n_test=64)
-    train = {**setting["train"], "steps": 10**9, "eval_every": 10**9, "checkpoint_every": 10**9}
-    grid = {key: [value] for key, value in setting["grid"].items()} | {"seed": [seed]}
-    return one_run_spec(config, grid, train, root, setting["grid"]["task"])
+    """A run's spec at a shape of _spec.PAPER_SHAPES; ``batched``: the setting rnngrad.batched accepted when this
+    benchmark was written (hidden a multiple of 4, no Omega, a stored training set)."""
+    if not batched:
+        return shape_spec(shape, seed, root, tiny)
+    hidden = TINY["hidden"] if tiny else SHAPES[shape]["train"]["hidden"]
+    train = {"fresh_data": False, "hidden": 4 * round(hidden / 4)}
+    return shape_spec(shape, seed, root, tiny, grid={"regularizer": 0}, train=train)
 
 
 def recording(run: Run) -> list:
@@ -232,25 +209,9 @@ def cpp_module(build_dir: Path):
 
 # ---------------------------------------------------------------------------------------------- measuring
 def flops(spec: dict) -> int:
-    """Matmul FLOPs of one update as the kernels compute it: forward 2 B H (H + D) a step, readout 2 B H O; backward
-    W^T delta and grad_W 2 B H^2 each a step but the first, grad_U 2 B H D a step, readout's gradients 4 B H O;
-    Omega's product 2 B H^2 a step but the last (its norms and the elementwise work are not counted)."""
-    H, B, T = spec["hidden"], spec["batch_size"], spec["T"]  # noqa: N806
-    D, O = tasks.n_inputs(spec["task"]), tasks.n_outputs(spec["task"])  # noqa: N806, E741
-    forward = 2 * B * H * (H + D) * T + 2 * B * H * O
-    backward = 4 * B * H * H * (T - 1) + 2 * B * H * D * T + 4 * B * H * O
-    omega = 2 * B * H * H * (T - 1) if spec["regularizer"] else 0
-    return forward + backward + omega
-
-
-def matmul_gflops_step(size: int = 512):
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-
-    def step():
-        torch.mm(a, b, out=out)
-
-    return step, 2 * size**3
+    """Matmul FLOPs of one update as the kernels compute it (_spec.update_flops: the readout at the last step only,
+    Omega's carries reused from the backward)."""
+    return update_flops(spec, readout_steps=1, omega_carries=False)
 
 
 def max_rel(got: list[torch.Tensor], want: list[torch.Tensor]) -> float:
@@ -270,20 +231,6 @@ def first_call(candidate: Candidate, x, y) -> float:
         m.copy_(saved)
     candidate.t = 0
     return seconds
-
-
-def timed_blocks(arms: dict, repeats: int, block: int) -> dict[str, float]:
-    """Median CPU seconds of one call of each arm, arms interleaved block by block."""
-    for fn in arms.values():
-        fn()  # warm-up
-    times = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, fn in arms.items():
-            start = time.process_time()
-            for _ in range(block):
-                fn()
-            times[name].append((time.process_time() - start) / block)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cycler(candidate: Candidate, batches: list):

@@ -114,16 +114,70 @@ def methods_table(record: dict) -> list[str]:
         shape = f"{row['task']}, H = {row['H']}, B = {row['B']}, T = {row['T']}"
         ratios = [f"{row[f'{arm}_ratio']:.2f}x" for arm in ("regularizer", "fresh_data", "mixed_lengths")]
         lines.append(f"| {shape} | {row['plain_ms']:.2f} ms | " + " | ".join(ratios) + " |")
-    stacked = record.get("fig7_stacked")
-    if stacked:
+    if record.get("stacked"):
+        lines += ["", *stacked_tables(record)]
+    return lines
+
+
+STACKED_LABELS = {"fig7": "Fig. 7", "fig7_mixed": "Fig. 7, mixed lengths", "irnn": "IRNN", "default": "default"}
+
+
+def stacked_tables(record: dict) -> list[str]:
+    """methods.json's stacked groups against one run alone, the per-step products, and the group's profile."""
+    lines = [
+        "Stacked groups (`groups.stack_methods`) against one run alone, every arm interleaved in the same run on a "
+        "machine shared with another job (compare within a row); % of compute limit: FLOPs an update over its time "
+        "and the 512x512 matmul's rate measured beside it (group / sequential alone / stacked alone):",
+        "",
+        "| group | members | group update, ms | per member, ms | alone, sequential, ms | alone, stacked (K = 1), ms | "
+        "speed-up vs sequential | vs stacked K = 1 | MFLOP an update | matmul, GFLOP/s | % of compute limit | "
+        "group's draw, ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in record["stacked"]:
+        lengths = f"T in {row['train_lengths']}" if row["train_lengths"] else f"T = {row['T']}"
+        arms = " + ".join(f"{arm} x {arm_row['members']}" for arm, arm_row in row["arms"].items())
+        label = f"{STACKED_LABELS.get(row['name'], row['name'])}: {row['task']}, H = {row['H']}, B = {row['B']}, "
+        label += f"{lengths}, {row['activation']}, {row['optimizer']} ({arms})"
+        pct = row["compute_limit_pct"]
+        cells = [label, str(row["members"]), f"{row['group_ms']:.1f}", f"{row['member_ms']:.2f}",
+                 f"{row['alone_ms']:.2f}", f"{row['alone_stacked_ms']:.2f}", f"{row['speedup']:.2f}x",
+                 f"{row['speedup_vs_stacked1']:.2f}x", f"{row['mean_flops_per_update'] / 1e6:.1f}",
+                 f"{row['matmul_gflops']:.0f}", f"{pct['group']:.1f} / {pct['sequential']:.1f} / {pct['stacked1']:.1f}",
+                 f"{row['group_draw_ms']:.1f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for row in record["stacked"]:
+        if len(row["arms"]) > 1:
+            names = " / ".join(row["arms"])
+            sequential = " / ".join(f"{value:.2f}" for value in row["sequential_ms"].values())
+            stacked = " / ".join(f"{value:.2f}" for value in row["stacked1_ms"].values())
+            flops = " / ".join(f"{value / 1e6:.1f}" for value in row["flops_per_update"].values())
+            lines.append(f"{STACKED_LABELS.get(row['name'], row['name'])}, each arm alone ({names}): sequential "
+                         f"{sequential} ms, stacked {stacked} ms; {flops} MFLOP an update.")  # fmt: skip
+    small = next((row["small_products"] for row in record["stacked"] if "small_products" in row), None)
+    if small:
+        lines += ["", "Fig. 7's per-step recurrent product, in the same interleaving:", ""]
+        lines += ["| product | shapes | us a call | GFLOP/s | ATen ops a call |", "|---|---|---|---|---|"]
+        for name, cell in small.items():
+            lines.append(f"| {name} | {cell['shape']} | {cell['us_per_call']:.1f} | {cell['gflops']:.1f} | "
+                         f"{cell['aten_ops_per_call']:g} |")  # fmt: skip
+    profiled = record.get("fig7_profile")
+    if profiled:
+        phases = ", ".join(f"{name} {ms:.1f}" for name, ms in profiled["phases_ms_per_step"].items())
         lines += [
             "",
-            f"Fig. 7 stacked (`groups.stack_methods`): {stacked['members']} runs (MSGD, MSGD-C and MSGD-CR, 5 seeds "
-            f"each; {stacked['task']}, H = {stacked['H']}, B = {stacked['B']}, T = {stacked['T']}, fresh data) as one "
-            f"group take {stacked['group_ms']:.1f} ms a step, {stacked['member_ms']:.2f} ms a run, against "
-            f"{stacked['MSGD_alone_ms']:.2f} / {stacked['MSGD-C_alone_ms']:.2f} / {stacked['MSGD-CR_alone_ms']:.2f} "
-            f"ms for each arm alone on the sequential path: {stacked['speedup']:.2f}x the updates a second a run.",
+            f"Profile of Fig. 7's group update (torch.profiler, {profiled['steps']} updates): "
+            f"{profiled['profiled_step_ms']:.1f} ms a step profiled against {profiled['unprofiled_step_ms']:.1f} ms "
+            f"unprofiled, {profiled['aten_ops_per_step']} ATen ops a step ({profiled['aten_self_ms_per_step']:.1f} ms "
+            f"of their self time); phases, ms a step: {phases}.",
+            "",
+            "| ATen op | self ms a step | calls a step | share of the profiled step |",
+            "|---|---|---|---|",
         ]
+        for op in profiled["top_ops"]:
+            lines.append(f"| {op['op']} | {op['self_ms_per_step']:.2f} | {op['calls_per_step']:g} | "
+                         f"{100 * op['share']:.1f}% |")  # fmt: skip
     return lines
 
 

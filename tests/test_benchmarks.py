@@ -60,8 +60,26 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
         assert all(
             row[f"{arm}_ratio"] > 0 for row in record["rows"] for arm in ("regularizer", "fresh_data", "mixed_lengths")
         )
-        fig7 = record["fig7_stacked"]  # Fig. 7's 15 runs stacked against each arm alone
-        assert fig7["members"] == 15 and fig7["member_ms"] > 0 and fig7["speedup"] > 0
+        stacked = {row["name"]: row for row in record["stacked"]}  # each group against its arms alone, both paths
+        assert {name: row["members"] for name, row in stacked.items()} == {
+            "fig7": 15, "fig7_mixed": 15, "irnn": 10, "default": 12
+        }  # fmt: skip
+        assert stacked["fig7_mixed"]["train_lengths"] == [10, 20] and stacked["fig7"]["until_solved"]
+        for row in stacked.values():
+            assert row["member_ms"] > 0 and row["speedup"] > 0 and row["speedup_vs_stacked1"] > 0
+            assert row["matmul_gflops"] > 0 and all(value > 0 for value in row["flops_per_update"].values())
+            assert set(row["compute_limit_pct"]) == {"group", "sequential", "stacked1"}
+        fig7 = stacked["fig7"]  # Omega's products: MSGD-CR's update has more FLOPs than MSGD-C's
+        assert fig7["flops_per_update"]["MSGD-CR"] > fig7["flops_per_update"]["MSGD-C"]
+        assert set(fig7["small_products"]) == {
+            "small_baddbmm",
+            "small_baddbmm_blocks",
+            "small_baddbmm_slice",
+            "small_addmm",
+        }
+        profiled = record["fig7_profile"]
+        assert profiled["aten_ops_per_step"] > 0 and profiled["top_ops"][0]["op"].startswith("aten::")
+        assert set(profiled["phases_ms_per_step"]) == {"draw", "forward", "backward", "omega", "update", "rest"}
     elif name == "fsync.py":  # a 20-step run writes each run file once, each with a file and a folder fsync
         assert record["fsyncs_per_run"] == 2 * len(RUN_FILES) and record["ratio"] > 0 and record["filesystem"]
     elif name == "compiled.py":  # every candidate present or skipped with a reason, each agreeing with the reference
