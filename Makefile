@@ -42,6 +42,7 @@ reproduce: $(VENV)/.installed  ## every reproduction at its reduced budget: verd
 reproduce-long: $(VENV)/.installed  ## every reproduction's long tier (the papers' shortest lengths): figures/reproduce-*-long/
 	mkdir -p results/tiers
 	for config in $(REPRODUCTIONS); do \
+		grep -q '^  long:' $$config || { echo "$$config: no long tier yet"; continue; }; \
 		tier=results/tiers/$$(basename $$config .yaml)-long.yaml; \
 		$(BIN)/python -m rnngrad tier $$config long --out $$tier || exit 1; \
 		$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile $$tier || exit 1; \

@@ -530,6 +530,8 @@ def test_a_tier_merges_mappings_replaces_lists_and_is_validated(tmp_path):
         configuration.validate(bad)
     with pytest.raises(configuration.ConfigError, match=r"reproduce.long: missing"):
         configuration.tier_config(config, "long")
+    config["reproduce"]["long"] = {"reproduce": {"claims": {"lengths_solve": None}}}  # not scored at that tier
+    assert configuration.tier_config(config, "long")["reproduce"]["claims"] == {}
     with pytest.raises(configuration.ConfigError, match=r"tier: 'huge' is unknown; allowed: \['long', 'paper'\]"):
         configuration.tier_config(config, "huge")
 

@@ -411,7 +411,8 @@ def tier_config(config: dict, tier: str) -> dict:
     """A reproduction config at one of its budget tiers: ``reproduce.<tier>``'s overrides merged in (mappings key by
     key, lists such as a grid replaced whole), under its own output root ``{name}-{tier}``, with
     ``reproduce.tier`` naming it. ``long``: the papers' shortest lengths on one machine in about an hour;
-    ``paper``: the paper's budget (for a cluster). The config itself is the reduced tier."""
+    ``paper``: the paper's budget (for a cluster). The config itself is the reduced tier. A claim the tier maps to
+    null (``reproduce: {claims: {id: null}}``) is not scored at that tier (a contrast across lengths where it runs one)."""
     if tier not in TIERS:
         raise ConfigError(f"tier: {tier!r} is unknown; allowed: {list(TIERS)}")
     block = config.get("reproduce", {})
@@ -421,6 +422,9 @@ def tier_config(config: dict, tier: str) -> dict:
     derived["name"] = f"{config['name']}-{tier}"
     for name in TIERS:
         derived["reproduce"].pop(name, None)
+    derived["reproduce"]["claims"] = {
+        claim: experiment for claim, experiment in derived["reproduce"]["claims"].items() if experiment is not None
+    }
     derived["reproduce"]["tier"] = tier
     return derived
 
