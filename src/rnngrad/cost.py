@@ -162,11 +162,11 @@ def measure(
     spec: dict, length: int, events: set, n_test: int, folder: Path, min_seconds: float = MIN_TIMED_SECONDS
 ) -> dict[str, float]:
     """CPU seconds of each of ``events`` (:func:`timed`) for a real Run of the spec's shape at sequence length
-    T = ``length``, on a generated training set and a test set of ``n_test`` sequences (no mixed lengths: the caller
-    picks the length)."""
+    T = ``length``, on a generated training set and a test set of ``n_test`` sequences, or of the logging batch's
+    where no evaluation is timed (no mixed lengths: the caller picks the length)."""
     timed_spec = {**spec, "T": length, "train_lengths": None, "test_lengths": None, "eval_lengths": []}
     timed_spec |= {"eval_data": [], "until_solved": None}
-    tested = n_test if "evaluation" in events else spec["log_batch"]  # the logging batch is the test set's start
+    tested = n_test if "evaluation" in events else min(spec["log_batch"], n_test)  # logging: the test set's start
     for split, n, seed in (("train", max(spec["batch_size"], 16), 1), ("test", tested, 2)):
         path = folder / f"{split}-{length}-{abs(hash(shape(spec)))}.npz"
         tasks.generate_file(path, spec["task"], length, n, seed, spec["variant"], **spec["task_params"])
