@@ -30,7 +30,7 @@ paper-tiny: $(VENV)/.installed  ## the paper grid's every experiment, run and ru
 	$(BIN)/python -m rnngrad miniature config/paper.yaml --out results/paper-tiny.yaml
 	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile results/paper-tiny.yaml
 
-paper-cost: $(VENV)/.installed  ## the paper grid's CPU-hours and longest job, from step costs timed on this machine
+paper-cost: $(VENV)/.installed  ## the paper grid's CPU-hours and longest job, from event costs timed on this machine
 	$(BIN)/python -m rnngrad cost config/paper.yaml
 
 REPRODUCTIONS := $(filter-out config/reproduce/published.yaml,$(wildcard config/reproduce/*.yaml))

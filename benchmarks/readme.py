@@ -3,8 +3,8 @@ command that measured it.
 
     python benchmarks/readme.py [benchmarks/results] [--page docs/performance.md] [--check | --print]
 
-Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json, cells.json and compiled.json from the
-folder (those present), as the benchmarks write them with --out, and replaces, in the page, what lies between
+Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json, cells.json, compiled.json and cost.json
+from the folder (those present), as the benchmarks write them with --out, and replaces, in the page, what lies between
 ``<!-- begin NAME.json ... -->`` and ``<!-- end NAME.json -->`` with NAME.json's tables; the prose around the blocks
 is the page's own. --check changes nothing and fails if a block differs; --print prints the blocks instead.
 """
@@ -244,9 +244,34 @@ def compiled_tables(record: dict) -> list[str]:
     return lines
 
 
+def cost_tables(record: dict) -> list[str]:
+    """Per cell: each event timed at its fit lengths; the fit against a direct timing beyond the switch; the CPU
+    seconds each timing took."""
+    fits = "; ".join(f"{event} {', '.join(map(str, lengths))}" for event, lengths in record["fit_lengths"].items())
+    lines = [source(record) + f" CPU time (time.process_time), the least of repeats; {record['task']} task, "
+             f"{record['n_test']:,} test sequences; fit lengths: {fits}.", ""]  # fmt: skip
+    for shape in record["shapes"]:
+        lengths = list(shape["fit_timings_s"])
+        lines += [f"{shape['cell']}, H = {shape['H']}, B = {shape['B']}, logging batch {shape['log_batch']}, "
+                  f"{shape['jacobian_samples']} Jacobian sample(s): seconds of each event at its fit lengths",
+                  ""]  # fmt: skip
+        lines += ["| event | " + " | ".join(f"L = {n}" for n in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
+        for event in record["fit_lengths"]:
+            cells = [f"{shape['fit_timings_s'][n][event]:.4g}" if event in shape["fit_timings_s"][n] else ""
+                     for n in lengths]  # fmt: skip
+            lines.append(f"| {event} | " + " | ".join(cells) + " |")
+        lines += ["", "| event | L | timed directly, s | fitted, s | fitted / timed |", "|---|---|---|---|---|"]
+        lines += [f"| {row['event']} | {row['L']} | {row['direct_s']:.4g} | {row['fitted_s']:.4g} | "
+                  f"{row['ratio']:.2f} |" for row in shape["rows"]]  # fmt: skip
+        spent = {**shape["fit_timing_cpu_s"], **shape["direct_timing_cpu_s"]}
+        lines += ["", "CPU seconds of timing every event needed at a length (the first, the task's shortest T, is the "
+                  "warm-up): " + ", ".join(f"L = {n}: {s:g}" for n, s in spent.items()) + ".", ""]  # fmt: skip
+    return lines[:-1]
+
+
 ROOT = Path(__file__).resolve().parents[1]
 RENDERERS = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line, "methods": methods_table,
-             "fsync": fsync_line, "cells": cells_table, "compiled": compiled_tables}  # fmt: skip
+             "fsync": fsync_line, "cells": cells_table, "compiled": compiled_tables, "cost": cost_tables}  # fmt: skip
 
 
 def blocks(folder: Path) -> dict[str, list[str]]:

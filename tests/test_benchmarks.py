@@ -38,7 +38,9 @@ def results(tmp_path_factory) -> Path:
 
 
 def test_every_benchmark_is_covered():
-    assert BENCHMARKS == ["cells.py", "compiled.py", "fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"]
+    assert BENCHMARKS == [
+        "cells.py", "compiled.py", "cost.py", "fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
@@ -94,6 +96,11 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
             assert all(cell["agreement_one"] < 1e-4 and cell["agreement_group"] < 1e-4
                        for candidate, cell in cells.items() if candidate != "batched")  # fmt: skip
             assert row["matmul_gflops"] > 0 and row["flops_per_update"] > 0
+    elif name == "cost.py":  # each event fitted beyond its switch and timed there, for the RNN and the LSTM
+        assert [shape["cell"] for shape in record["shapes"]] == ["rnn", "lstm"]
+        for shape in record["shapes"]:
+            assert {row["event"] for row in shape["rows"]} == set(record["fit_lengths"])
+            assert all(row["direct_s"] > 0 and row["fitted_s"] > 0 for row in shape["rows"])
     elif name == "train_step.py":
         assert [row["activation"] for row in record["rows"]] == ["tanh", "relu"]
         assert all(row["rnngrad_ms"] > 0 and row["torch_nn_rnn_ms"] > 0 for row in record["rows"])

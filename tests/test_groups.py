@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import subprocess
@@ -14,7 +15,7 @@ import yaml
 from conftest import ROOT, copy_workflow
 
 from rnngrad import config as configuration
-from rnngrad.cost import estimate, report
+from rnngrad.cost import estimate, measure, report
 from rnngrad.groups import CELL_AXES, group_specs, read_run_list, run_list_path, specs_path, write_plan
 
 BIN = Path(sys.executable).parent
@@ -153,16 +154,19 @@ def test_a_packed_job_takes_every_members_datasets_as_inputs(tiny_paper_plan):
     assert max(lengths_seen) > 1  # some job does pack several lengths
 
 
+QUICK = functools.partial(measure, min_seconds=0.0)  # each event timed once: these tests count, they do not time
+
+
 def test_cost_estimate_counts_every_run_and_job():
     config = load("smoke")
     specs = configuration.expand(config)
-    runs = estimate(config, specs)
+    runs = estimate(config, specs, QUICK)
     assert len(runs) == len(specs) and (runs.seconds > 0).all()
     jobs = len(group_specs(specs, **config["groups"]))
     assert f"Total: {len(specs)} runs in {jobs} training jobs" in report(runs)
     longer = copy.deepcopy(config)
     longer["train"]["steps"] *= 1000  # far beyond the noise of timing the same shapes twice
-    assert estimate(longer, configuration.expand(longer)).seconds.sum() > runs.seconds.sum()
+    assert estimate(longer, configuration.expand(longer), QUICK).seconds.sum() > runs.seconds.sum()
 
 
 def test_cost_estimate_needs_no_workflow_datasets(tmp_path):
@@ -171,5 +175,5 @@ def test_cost_estimate_needs_no_workflow_datasets(tmp_path):
     specs = configuration.expand(config)
     with_lengths = [{**spec, "eval_data": [str(tmp_path / "missing.npz")]} for spec in specs if spec["eval_data"]]
     assert with_lengths
-    runs = estimate(config, with_lengths)
+    runs = estimate(config, with_lengths, QUICK)
     assert len(runs) == len(with_lengths) and (runs.seconds > 0).all()

@@ -208,7 +208,9 @@ def parser() -> argparse.ArgumentParser:
     )
     man.set_defaults(func=cmd_manifest)
 
-    cost = stages.add_parser("cost", help="estimate a config's CPU-hours and longest job from step costs timed here")
+    cost = stages.add_parser(
+        "cost", help="estimate a config's CPU-hours and longest job from event costs timed here (long T extrapolated)"
+    )
     cost.add_argument("config")
     cost.set_defaults(func=cmd_cost)
 

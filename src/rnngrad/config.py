@@ -412,7 +412,7 @@ def tier_config(config: dict, tier: str) -> dict:
     key, lists such as a grid replaced whole), under its own output root ``{name}-{tier}``, with
     ``reproduce.tier`` naming it. ``long``: the papers' shortest lengths on one machine in about an hour;
     ``paper``: the paper's budget (for a cluster). The config itself is the reduced tier. A claim the tier maps to
-    null (``reproduce: {claims: {id: null}}``) is not scored at that tier (a contrast across lengths where it runs one)."""
+    null (``reproduce: {claims: {id: null}}``) is not scored at that tier (a contrast across lengths at one length)."""
     if tier not in TIERS:
         raise ConfigError(f"tier: {tier!r} is unknown; allowed: {list(TIERS)}")
     block = config.get("reproduce", {})
