@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)  # rules call the `rnngrad` CLI of this venv
 
-.PHONY: figures test report dryrun paper-tiny paper-cost reproduce reproduce-long
+.PHONY: figures test report dryrun paper-tiny paper-cost reproduce reproduce-long reproduce-cost
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -46,4 +46,12 @@ reproduce-long: $(VENV)/.installed  ## every reproduction's long tier (the paper
 		tier=results/tiers/$$(basename $$config .yaml)-long.yaml; \
 		$(BIN)/python -m rnngrad tier $$config long --out $$tier || exit 1; \
 		$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES) --configfile $$tier || exit 1; \
+	done
+
+reproduce-cost: $(VENV)/.installed  ## each reproduction's paper tier costed (rnngrad cost) for the reports' ladders
+	mkdir -p results/tiers
+	for config in $(REPRODUCTIONS); do \
+		name=$$(basename $$config .yaml); \
+		$(BIN)/python -m rnngrad tier $$config paper --out results/tiers/$$name-paper.yaml || exit 1; \
+		$(BIN)/python -m rnngrad cost results/tiers/$$name-paper.yaml > figures/reproduce-$$name/paper-cost.md || exit 1; \
 	done

@@ -732,3 +732,26 @@ def test_each_tier_finds_the_others_figures(tmp_path):
     assert configuration.tier_figures(config) == folders
     assert configuration.tier_figures(configuration.tier_config(config, "long")) == folders
     assert configuration.tier_figures(configuration.tier_config(config, "paper")) == folders
+
+
+def test_the_ladder_quotes_the_paper_tiers_cost(tmp_path):
+    """`rnngrad reproduce --paper-cost` puts the totals line of `rnngrad cost`'s report into the ladder."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    runs_table({(1.0, 37): [True, True], (None, 37): [False] * 2}).to_parquet(tmp_path / "runs.parquet")
+    published = tmp_path / "published.yaml"
+    published.write_text(
+        "claims:\n- {id: c, paper: P 2099, source: s, statement: s, published: v, measure: solved, select: {clip: 1.0},"
+        " rule: {kind: greater, than: {clip: null}}, budget: {updates: 7654, batch: 21}, family: F,"
+        " power: {claimed: 0.7, other: 0.3, basis: assumed}}\n"
+    )
+    cost = tmp_path / "paper-cost.md"
+    cost.write_text("| experiment | runs |\n|---|---|\n\nTotal: 4 runs in 1 training jobs, 12.5 CPU-hours.\n")
+    command = [sys.executable, "-m", "rnngrad", "reproduce", "--published", str(published), "--title", "t",
+               "--out", str(tmp_path / "r.md"), "--paper-cost", str(cost), f"c={tmp_path}"]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "`rnngrad cost`): Total: 4 runs in 1 training jobs, 12.5 CPU-hours." in result.stdout

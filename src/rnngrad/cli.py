@@ -118,7 +118,13 @@ def cmd_reproduce(args) -> None:
 
     claims = dict(item.split("=", 1) for item in args.claims)
     others = dict(item.split("=", 1) for item in args.tier_verdicts)
-    text = write_report(args.published, claims, args.title, args.out, args.success, args.tier, args.verdicts, others)
+    paper_cost = ""
+    if args.paper_cost:  # the totals line of `rnngrad cost` on the paper tier's config
+        total = next(line for line in Path(args.paper_cost).read_text().splitlines() if line.startswith("Total:"))
+        paper_cost = f"The paper tier's estimated cost ({args.paper_cost}, `rnngrad cost`): {total}"
+    text = write_report(
+        args.published, claims, args.title, args.out, args.success, args.tier, args.verdicts, others, paper_cost
+    )
     print(text, end="")
 
 
@@ -231,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--tier-verdicts", action="append", default=[], help="TIER=PATH: another tier's verdicts.json, where it exists"
     )
+    rep.add_argument("--paper-cost", help="`rnngrad cost`'s report on the paper tier's config (make reproduce-cost)")
     rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
     rep.set_defaults(func=cmd_reproduce)
 

@@ -8,6 +8,12 @@ OTHER_TIERS = {
     for tier, folder in rnngrad_config.tier_figures(config).items()
     if tier != REPRODUCE_TIER and Path(f"{folder}/verdicts.json").is_file()
 }
+# `rnngrad cost` on the paper tier (make reproduce-cost), kept beside the reduced tier's figures
+PAPER_COST = [
+    path
+    for path in [f"{rnngrad_config.tier_figures(config)['reduced']}/paper-cost.md"]
+    if Path(path).is_file()
+]
 
 
 rule reproduction:
@@ -20,6 +26,7 @@ rule reproduction:
             for table in rnngrad_contract.TABLES
         ],
         other_tiers=list(OTHER_TIERS.values()),
+        paper_cost=PAPER_COST,
     output:
         results=f"{RESULTS}/reproduction.md",
         figures=f"{FIGURES_DIR}/reproduction.md",
@@ -44,7 +51,8 @@ rule reproduction:
         tier=REPRODUCE_TIER,
         other_tiers=" ".join(
             f"--tier-verdicts {tier}={path}" for tier, path in OTHER_TIERS.items()
-        ),
+        )
+        + "".join(f" --paper-cost {path}" for path in PAPER_COST),
     shell:
         "python -m rnngrad reproduce --published {input.published} --title {params.title}"
         " --success '{params.success}' --out {output.results} --out {output.figures}"
