@@ -76,4 +76,8 @@ rule all:
         expand(f"{FIGURES_DIR}/{{figure}}.{{ext}}", figure=FIGURES, ext=["png", "pdf"]),
         f"{FIGURES_DIR}/manifest.json",
         f"{RESULTS}/summary.md",
-        [f"{RESULTS}/reproduction.md"] if "reproduce" in config else [],
+        (
+            [f"{RESULTS}/reproduction.md", f"{FIGURES_DIR}/verdicts.json"]
+            if "reproduce" in config
+            else []
+        ),
