@@ -77,7 +77,11 @@ rule all:
         f"{FIGURES_DIR}/manifest.json",
         f"{RESULTS}/summary.md",
         (
-            [f"{RESULTS}/reproduction.md", f"{FIGURES_DIR}/verdicts.json"]
+            [
+                f"{RESULTS}/reproduction.md",
+                f"{FIGURES_DIR}/verdicts.json",
+                f"{FIGURES_DIR}/tables",
+            ]
             if "reproduce" in config
             else []
         ),

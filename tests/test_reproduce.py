@@ -605,6 +605,10 @@ def test_smoke_reproduction_runs_end_to_end(tmp_path):
     assert all(row["verdict"] in {REPRODUCED, NOT_AT_BUDGET, CONTRADICTED} for row in rows.values())
     for figure in config["figures"]:
         assert (workdir / "figures" / "smoke-reproduce" / f"{figure}.png").stat().st_size > 10_000
+    kept = workdir / "figures" / "smoke-reproduce" / "tables"  # what the verdicts read, small enough to commit
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*.parquet")) == [
+        "fig7/lengths.parquet", "fig7/runs.parquet", "gradients/gradients.parquet", "gradients/runs.parquet",
+    ]  # fmt: skip
     reduced = json.loads((workdir / "figures" / "smoke-reproduce" / "verdicts.json").read_text())
     assert {claim: record["verdict"] for claim, record in reduced.items()} == {
         claim: row["verdict"] for claim, row in rows.items()

@@ -123,8 +123,9 @@ def cmd_reproduce(args) -> None:
         total = next(line for line in Path(args.paper_cost).read_text().splitlines() if line.startswith("Total:"))
         paper_cost = f"The paper tier's estimated cost ({args.paper_cost}, `rnngrad cost`): {total}"
     text = write_report(
-        args.published, claims, args.title, args.out, args.success, args.tier, args.verdicts, others, paper_cost
-    )
+        args.published, claims, args.title, args.out, args.success, args.tier, args.verdicts, others, paper_cost,
+        args.keep_tables,
+    )  # fmt: skip
     print(text, end="")
 
 
@@ -238,6 +239,7 @@ def parser() -> argparse.ArgumentParser:
         "--tier-verdicts", action="append", default=[], help="TIER=PATH: another tier's verdicts.json, where it exists"
     )
     rep.add_argument("--paper-cost", help="`rnngrad cost`'s report on the paper tier's config (make reproduce-cost)")
+    rep.add_argument("--keep-tables", help="a folder for a copy of the tables the verdicts read (committed per tier)")
     rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
     rep.set_defaults(func=cmd_reproduce)
 

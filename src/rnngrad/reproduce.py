@@ -755,10 +755,12 @@ def ladder(tier: str, own: dict[str, dict], others: dict[str, str | Path], paper
 def write_report(
     published: str | Path, claim_tables: dict[str, str | Path], title: str, out_paths: list[str | Path],
     criteria: dict | None = None, tier: str = "reduced", verdicts_path: str | Path | None = None,
-    other_tiers: dict[str, str | Path] | None = None, paper_cost: str = "",
+    other_tiers: dict[str, str | Path] | None = None, paper_cost: str = "", keep_tables: str | Path | None = None,
 ) -> str:  # fmt: skip
     """Score each claim (id -> its experiment's tables folder) and write the same report, with its budget ladder
-    (:func:`ladder`), to every path; this tier's verdicts to ``verdicts_path`` for the other tiers' ladders."""
+    (:func:`ladder`), to every path; this tier's verdicts to ``verdicts_path`` for the other tiers' ladders; with
+    ``keep_tables``, a copy of the tables the verdicts read (``{keep_tables}/{experiment}/{table}.parquet``: small,
+    so that a tier's results can be committed and scored again without its runs)."""
     from rnngrad.tables import read_tables
 
     all_claims = load_published(published)
@@ -776,6 +778,13 @@ def write_report(
         atomic_write(path, lambda tmp: tmp.write_text(text))
     if verdicts_path is not None:
         atomic_write(verdicts_path, lambda tmp: tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n"))
+    if keep_tables is not None:
+        for claim in claims:
+            source = Path(claim_tables[claim["id"]])
+            for name in MEASURES[claim["measure"]].tables:
+                data = (source / f"{name}.parquet").read_bytes()
+                target = Path(keep_tables) / source.name / f"{name}.parquet"
+                atomic_write(target, lambda tmp, data=data: tmp.write_bytes(data))
     return text
 
 

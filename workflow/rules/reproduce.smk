@@ -31,6 +31,7 @@ rule reproduction:
         results=f"{RESULTS}/reproduction.md",
         figures=f"{FIGURES_DIR}/reproduction.md",
         verdicts=f"{FIGURES_DIR}/verdicts.json",
+        tables=directory(f"{FIGURES_DIR}/tables"),
     log:
         f"logs/{NAME}/reproduction.log",
     conda:
@@ -56,5 +57,6 @@ rule reproduction:
     shell:
         "python -m rnngrad reproduce --published {input.published} --title {params.title}"
         " --success '{params.success}' --out {output.results} --out {output.figures}"
-        " --tier {params.tier} --verdicts {output.verdicts} {params.other_tiers}"
+        " --tier {params.tier} --verdicts {output.verdicts} --keep-tables {output.tables}"
+        " {params.other_tiers}"
         " {params.claims} > {log} 2>&1"
