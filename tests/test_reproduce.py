@@ -483,6 +483,76 @@ def test_unknown_claims_and_bad_rules_are_named(tmp_path):
         reproduce.write_report(published, {"b": tmp_path}, "demo", [])
 
 
+# ----- published numbers beside measured ones ---------------------------------------------------------------------
+
+
+def test_the_papers_share_of_runs_stands_beside_the_measured_one():
+    runs = runs_table({(1.0, 50): [True, True, True, False]})
+    c = claim({"kind": "at_least", "value": 0.5}) | {"published_value": {"kind": "share", "successes": 5, "runs": 5}}
+    text = reproduce.published_numbers([c], {"c": {"runs": runs}})
+    (row,) = [line for line in text.splitlines() if line.startswith("| c |")]
+    paper_low, _ = reproduce.wilson(5, 5)
+    low, high = reproduce.newcombe(3, 4, 5, 5)
+    assert f"5/5 = 1.00 [{paper_low:.2f}, 1.00] of runs" in row and "3/4 = 0.75" in row
+    assert f"measured minus published -0.25 [{low:+.2f}, {high:+.2f}]" in row
+
+
+def lengths_rows(errors: dict[str, dict[int, int]], n: int, trained: dict[str, int] | None = None) -> pd.DataFrame:
+    """A lengths table: each run's errors out of ``n`` at each single length, and its mixed-length (trained) set."""
+    rows = [
+        {"run_id": run, "length": length, "trained": False, "error_rate": wrong / n}
+        for run, at in errors.items()
+        for length, wrong in at.items()
+    ]
+    rows += [
+        {"run_id": run, "length": 50, "trained": True, "error_rate": wrong / n}
+        for run, wrong in (trained or {}).items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_errors_at_the_papers_lengths_are_those_of_the_model_with_the_most_clean_lengths():
+    runs = runs_table({(1.0, 200): [True, True, False]})
+    a, b, c = runs["run_id"]
+    lengths = lengths_rows(
+        {a: {50: 0, 500: 0, 5000: 7}, b: {50: 0, 500: 0, 5000: 3}, c: {50: 2, 500: 9}}, 1000, trained={b: 40}
+    )
+    value = {"kind": "errors_at_lengths", "errors": 0, "sequences": 10000, "lengths": [50, 500, 1000, 5000]}
+    claimed = claim({"kind": "any"}, measure="solved_at_every_length") | {"published_value": value}
+    text = reproduce.published_numbers([claimed], {"c": {"runs": runs, "lengths": lengths}}, test_sequences=1000)
+    (row,) = [line for line in text.splitlines() if line.startswith("| c |")]
+    _, paper_high = reproduce.wilson(0, 10000)
+    assert f"0 of 10,000 wrong = 0% [0%, {100 * paper_high:.3g}%] at each of 50, 500, 1000, 5000" in row
+    # a and b are clean at two lengths; b's largest error share is smaller (its mixed set's 40 does not count)
+    low, high = reproduce.wilson(3, 1000)
+    assert f"run {b}: 50: 0 of 1,000 wrong" in row and "no error in 2/3 runs" in row
+    assert f"5000: 3 of 1,000 wrong = 0.3% [{100 * low:.3g}%, {100 * high:.3g}%], no error in 0/3 runs" in row
+    assert row.endswith("not tested at 1000 |")
+    with pytest.raises(reproduce.ClaimError, match="claim c: published_value errors_at_lengths needs the test sets'"):
+        reproduce.published_numbers([claimed], {"c": {"runs": runs, "lengths": lengths}})
+
+
+def test_claims_without_a_published_number_are_named_as_such():
+    runs = runs_table({(1.0, 50): [True, False]})
+    text = reproduce.published_numbers([claim({"kind": "at_least", "value": 0.5})], {"c": {"runs": runs}})
+    assert "| claim |" not in text and text.rstrip().endswith("the published column above says which): c.")
+
+
+@pytest.mark.parametrize(
+    ("value", "measure", "match"),
+    [
+        ({"kind": "mse", "value": 0.1}, "solved", "published_value kind 'mse'; allowed"),
+        ({"kind": "share", "successes": 5}, "solved", r"published_value share takes \['runs', 'successes'\]"),
+        ({"kind": "share", "successes": 6, "runs": 5}, "solved", r"published_value share: counts \[6, 5\] must be"),
+        ({"kind": "errors_at_lengths", "errors": 0, "sequences": 10, "lengths": [5]}, "solved",
+         "published_value errors_at_lengths is compared with measure solved_at_every_length, not solved"),
+    ],
+)  # fmt: skip
+def test_a_bad_published_value_is_named(value, measure, match):
+    with pytest.raises(reproduce.ClaimError, match=f"claim c: {match}"):
+        reproduce._check_claim(claim({"kind": "at_least", "value": 0.5}, measure=measure) | {"published_value": value})
+
+
 # ----- the config's reproduce block ---------------------------------------------------------------------------
 
 

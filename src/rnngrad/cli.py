@@ -124,7 +124,7 @@ def cmd_reproduce(args) -> None:
         paper_cost = f"The paper tier's estimated cost ({args.paper_cost}, `rnngrad cost`): {total}"
     text = write_report(
         args.published, claims, args.title, args.out, args.success, args.tier, args.verdicts, others, paper_cost,
-        args.keep_tables,
+        args.keep_tables, args.test_sequences,
     )  # fmt: skip
     print(text, end="")
 
@@ -240,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--paper-cost", help="`rnngrad cost`'s report on the paper tier's config (make reproduce-cost)")
     rep.add_argument("--keep-tables", help="a folder for a copy of the tables the verdicts read (committed per tier)")
+    rep.add_argument("--test-sequences", type=int, help="sequences in each test set (data.n_test): error counts")
     rep.add_argument("claims", nargs="+", help="CLAIM_ID=TABLES_DIR (results/{name}/tables/{experiment})")
     rep.set_defaults(func=cmd_reproduce)
 

@@ -247,7 +247,13 @@ MEASURES = {
 # ----- claims -----------------------------------------------------------------------------------------------------
 
 CLAIM_KEYS = {"id", "paper", "source", "statement", "published", "measure", "select", "rule", "budget", "family"}
-OPTIONAL_KEYS = {"params", "unconfirmed", "failure", "control", "power"}
+OPTIONAL_KEYS = {"params", "unconfirmed", "failure", "control", "power", "published_value"}
+# A number the paper's text states (``published_value``), put beside the measured one (:func:`published_numbers`):
+# its kind -> its keys and the measure whose runs it is compared with.
+PUBLISHED_KINDS = {
+    "share": ({"successes", "runs"}, "solved"),  # k of n runs succeeded
+    "errors_at_lengths": ({"errors", "sequences", "lengths"}, "solved_at_every_length"),  # a model's errors a length
+}
 
 
 def _check_claim(claim: dict) -> None:
@@ -274,6 +280,25 @@ def _check_claim(claim: dict) -> None:
             raise ClaimError(f"claim {name}: power needs {sorted(needs)} (the effect it is powered for), got {power}")
     if claim.get("control") is not None and not claim.get("failure"):
         raise ClaimError(f"claim {name}: control is for a failure claim (failure: true)")
+    if "published_value" in claim:
+        _check_published_value(name, claim["measure"], claim["published_value"])
+
+
+def _check_published_value(name: str, measure_name: str, value: dict) -> None:
+    kind = value.get("kind")
+    if kind not in PUBLISHED_KINDS:
+        raise ClaimError(f"claim {name}: published_value kind {kind!r}; allowed: {sorted(PUBLISHED_KINDS)}")
+    keys, compared_with = PUBLISHED_KINDS[kind]
+    if set(value) - {"kind"} != keys:
+        given = sorted(set(value) - {"kind"})
+        raise ClaimError(f"claim {name}: published_value {kind} takes {sorted(keys)}, got {given}")
+    if measure_name != compared_with:
+        raise ClaimError(
+            f"claim {name}: published_value {kind} is compared with measure {compared_with}, not {measure_name}"
+        )
+    counts = [value["successes"], value["runs"]] if kind == "share" else [value["errors"], value["sequences"]]
+    if not all(isinstance(n, int) and n >= 0 for n in counts) or counts[0] > counts[1] or counts[1] == 0:
+        raise ClaimError(f"claim {name}: published_value {kind}: counts {counts} must be 0 <= k <= n, n > 0")
 
 
 def load_published(path: str | Path) -> dict[str, dict]:
@@ -713,6 +738,94 @@ def report(title: str, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rate_text(errors: int, n: int) -> str:
+    low, high = wilson(errors, n)
+    return f"{errors:,} of {n:,} wrong = {100 * errors / n:.3g}% [{100 * low:.3g}%, {100 * high:.3g}%]"
+
+
+def _compare_share(claim: dict, tables: dict[str, pd.DataFrame], test_sequences: int | None) -> tuple[str, str]:
+    """The paper's k of n runs beside the measured share of the claimed runs, and the difference (measured minus
+    published) with Newcombe's interval."""
+    value = claim["published_value"]
+    k2, n2 = value["successes"], value["runs"]
+    (k1, n1) = measure(claim, tables).counts[0]
+    low, high = newcombe(k1, n1, k2, n2)
+    return (
+        f"{_share_text(k2, n2, 1 - ALPHA)} of runs",
+        f"{_share_text(k1, n1, 1 - ALPHA)} of runs; measured minus published {k1 / n1 - k2 / n2:+.2f} "
+        f"[{low:+.2f}, {high:+.2f}]",
+    )
+
+
+def _compare_errors_at_lengths(claim: dict, tables: dict, test_sequences: int | None) -> tuple[str, str]:
+    """The paper's errors out of its sequences at each of its lengths, beside one measured model's: the run with
+    no error at the most of those lengths (then the smallest largest error share, then its id), as the paper
+    reports "the same trained model"; and at each length how many runs made no error. Only the single-length test
+    sets (``eval_lengths``) count, not the mixed-length one a run was trained and judged on."""
+    if test_sequences is None:
+        raise ClaimError(f"claim {claim['id']}: published_value errors_at_lengths needs the test sets' size "
+                         "(--test-sequences: the config's data.n_test)")  # fmt: skip
+    value = claim["published_value"]
+    runs = pd.concat(arms(claim, tables["runs"]))
+    lengths = tables["lengths"]
+    rows = lengths[lengths["run_id"].isin(runs["run_id"]) & ~lengths["trained"].astype(bool)]
+    rows = rows[rows["length"].isin(value["lengths"])]
+    if rows.empty:
+        return _published_errors(value), f"not tested at any of those lengths ({_lengths(runs)})"
+    errors = rows.assign(errors=(rows["error_rate"] * test_sequences).round().astype(int))
+    by_run = errors.groupby("run_id").agg(clean=("errors", lambda e: int((e == 0).sum())), worst=("error_rate", "max"))
+    best = by_run.sort_values(["clean", "worst"], ascending=[False, True], kind="stable").index[0]
+    parts, untested = [], []
+    for length in value["lengths"]:
+        at = errors[errors["length"] == length]
+        mine = at[at["run_id"] == best]["errors"]
+        if mine.empty:
+            untested.append(f"{length:g}")
+            continue
+        no_error = int((at["errors"] == 0).sum())
+        parts.append(
+            f"{length:g}: {_rate_text(int(mine.iloc[0]), test_sequences)}, no error in {no_error}/{len(runs)} runs"
+        )
+    if untested:
+        parts.append(f"not tested at {', '.join(untested)}")
+    return _published_errors(value), f"run {best}: " + "; ".join(parts)
+
+
+def _published_errors(value: dict) -> str:
+    lengths = ", ".join(f"{n:g}" for n in value["lengths"])
+    return f"{_rate_text(value['errors'], value['sequences'])} at each of {lengths}"
+
+
+COMPARISONS = {"share": _compare_share, "errors_at_lengths": _compare_errors_at_lengths}
+
+
+def published_numbers(claims: list[dict], tables: dict, test_sequences: int | None = None) -> str:
+    """The section that puts each number the papers' texts state (``published_value``) beside the measured one,
+    both with 95% intervals (Wilson: shares of runs, shares of sequences wrong), and names the claims for which the
+    paper gives only a figure or a statement without a number."""
+    numbered = [claim for claim in claims if "published_value" in claim]
+    lines = [
+        "## Published numbers",
+        "",
+        "Where the paper's text states a number, the measured value beside it, each with its 95% interval (Wilson: "
+        "shares of runs, shares of sequences wrong); the verdicts above are the claims' rules, not this comparison.",
+        "",
+    ]
+    if numbered:
+        lines += ["| claim | published | measured |", "|---|---|---|"]
+        for claim in numbered:
+            compare = COMPARISONS[claim["published_value"]["kind"]]
+            paper, mine = compare(claim, tables[claim["id"]], test_sequences)
+            lines.append(f"| {_cell(claim['id'])} | {_cell(paper)} | {_cell(mine)} |")
+    others = [claim["id"] for claim in claims if "published_value" not in claim]
+    if others:
+        lines += [""] * bool(numbered) + [
+            "No number in the paper's text to compare (a figure or a statement; the published column above says "
+            f"which): {', '.join(others)}."
+        ]
+    return "\n".join(lines) + "\n"
+
+
 TIERS = ("reduced", "long", "paper")  # budget tiers, smallest first (rnngrad.config.tier_config)
 
 
@@ -756,11 +869,14 @@ def write_report(
     published: str | Path, claim_tables: dict[str, str | Path], title: str, out_paths: list[str | Path],
     criteria: dict | None = None, tier: str = "reduced", verdicts_path: str | Path | None = None,
     other_tiers: dict[str, str | Path] | None = None, paper_cost: str = "", keep_tables: str | Path | None = None,
+    test_sequences: int | None = None,
 ) -> str:  # fmt: skip
-    """Score each claim (id -> its experiment's tables folder) and write the same report, with its budget ladder
-    (:func:`ladder`), to every path; this tier's verdicts to ``verdicts_path`` for the other tiers' ladders; with
-    ``keep_tables``, a copy of the tables the verdicts read (``{keep_tables}/{experiment}/{table}.parquet``: small,
-    so that a tier's results can be committed and scored again without its runs)."""
+    """Score each claim (id -> its experiment's tables folder) and write the same report, with the published
+    numbers beside the measured ones (:func:`published_numbers`; ``test_sequences``: the size of each test set)
+    and its budget ladder (:func:`ladder`), to every path; this tier's verdicts to ``verdicts_path`` for the other
+    tiers' ladders; with ``keep_tables``, a copy of the tables the verdicts read
+    (``{keep_tables}/{experiment}/{table}.parquet``: small, so that a tier's results can be committed and scored
+    again without its runs)."""
     from rnngrad.tables import read_tables
 
     all_claims = load_published(published)
@@ -773,7 +889,12 @@ def write_report(
     }
     rows = score(claims, tables, criteria)
     records = verdict_records(rows)
-    text = report(title, rows) + "\n" + ladder(tier, records, other_tiers or {}, paper_cost)
+    sections = [
+        report(title, rows),
+        published_numbers(claims, tables, test_sequences),
+        ladder(tier, records, other_tiers or {}, paper_cost),
+    ]
+    text = "\n".join(sections)
     for path in out_paths:
         atomic_write(path, lambda tmp: tmp.write_text(text))
     if verdicts_path is not None:

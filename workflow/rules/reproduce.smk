@@ -50,6 +50,7 @@ rule reproduction:
             rnngrad_tasks.success_criteria(config["tasks"]), sort_keys=True
         ),
         tier=REPRODUCE_TIER,
+        test_sequences=config["data"]["n_test"],
         other_tiers=" ".join(
             f"--tier-verdicts {tier}={path}" for tier, path in OTHER_TIERS.items()
         )
@@ -58,5 +59,6 @@ rule reproduction:
         "python -m rnngrad reproduce --published {input.published} --title {params.title}"
         " --success '{params.success}' --out {output.results} --out {output.figures}"
         " --tier {params.tier} --verdicts {output.verdicts} --keep-tables {output.tables}"
+        " --test-sequences {params.test_sequences}"
         " {params.other_tiers}"
         " {params.claims} > {log} 2>&1"
