@@ -744,9 +744,9 @@ def pascanu_fig7_table(tables_root) -> pd.DataFrame:
 
 
 def report_rows(path) -> dict[str, dict[str, str]]:
-    """A committed reproduction report's rows by claim id, cell by column (escaped pipes kept); its budget ladder,
-    the table after the verdicts, left out."""
-    verdicts = path.read_text().split("\n## Budget ladder")[0]
+    """A committed reproduction report's rows by claim id, cell by column (escaped pipes kept); the sections after
+    the verdicts (published numbers, budget ladder) left out."""
+    verdicts = path.read_text().split("\n## ")[0]
     lines = [line for line in verdicts.splitlines() if line.startswith("| ")]
     split = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
     header, rows = split[0], split[1:]
