@@ -53,3 +53,14 @@ def test_figure_code_hash_follows_its_module(tmp_path, monkeypatch):
     (code / "style.py").write_text("# a new style\n")
     assert manifest.figure_code_sha256("clipping") != before
     assert manifest.figure_code_sha256("clipping-cells") == manifest.figure_code_sha256("clipping")  # a tagged name
+
+
+def test_a_tier_that_draws_no_figure_gets_a_manifest_with_none(tmp_path):
+    """A budget tier may drop every figure (curves all on the baseline): the manifest still records its config."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "manifest.json"
+    command = [sys.executable, "-m", "rnngrad", "manifest", "--config-sha256", "cfg", "--runs", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True)
+    assert read_json(out)["figures"] == {} and read_json(out)["config_sha256"] == "cfg"

@@ -602,6 +602,10 @@ def test_a_tier_merges_mappings_replaces_lists_and_is_validated(tmp_path):
         configuration.tier_config(config, "long")
     config["reproduce"]["long"] = {"reproduce": {"claims": {"lengths_solve": None}}}  # not scored at that tier
     assert configuration.tier_config(config, "long")["reproduce"]["claims"] == {}
+    drawn = set(config["figures"])
+    config["reproduce"]["long"] = {"figures": {"dldh": False}}  # not drawn at that tier; null ones are kept
+    configuration.validate(config)
+    assert set(configuration.tier_config(config, "long")["figures"]) == drawn - {"dldh"}
     with pytest.raises(configuration.ConfigError, match=r"tier: 'huge' is unknown; allowed: \['long', 'paper'\]"):
         configuration.tier_config(config, "huge")
 

@@ -211,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     man.add_argument("--out", required=True, help="figures/{name}/manifest.json (figures are read beside it)")
     man.add_argument("--runs", nargs="*", default=[], help="tables/{experiment}/runs.parquet of each drawn experiment")
     man.add_argument(
-        "figures", nargs="+", help="name=experiment or name=exp1,exp2 (empty experiment for theory figures)"
+        "figures", nargs="*", help="name=experiment or name=exp1,exp2 (empty experiment for theory figures)"
     )
     man.set_defaults(func=cmd_manifest)
 

@@ -412,7 +412,9 @@ def tier_config(config: dict, tier: str) -> dict:
     key, lists such as a grid replaced whole), under its own output root ``{name}-{tier}``, with
     ``reproduce.tier`` naming it. ``long``: the papers' shortest lengths on one machine in about an hour;
     ``paper``: the paper's budget (for a cluster). The config itself is the reduced tier. A claim the tier maps to
-    null (``reproduce: {claims: {id: null}}``) is not scored at that tier (a contrast across lengths at one length)."""
+    null (``reproduce: {claims: {id: null}}``) is not scored at that tier (a contrast across lengths at one length);
+    a figure it maps to false (``figures: {learning_curves: false}``; null already names a theory figure) is not
+    drawn there (curves that would all lie on the baseline at that budget)."""
     if tier not in TIERS:
         raise ConfigError(f"tier: {tier!r} is unknown; allowed: {list(TIERS)}")
     block = config.get("reproduce", {})
@@ -425,6 +427,7 @@ def tier_config(config: dict, tier: str) -> dict:
     derived["reproduce"]["claims"] = {
         claim: experiment for claim, experiment in derived["reproduce"]["claims"].items() if experiment is not None
     }
+    derived["figures"] = {figure: value for figure, value in derived["figures"].items() if value is not False}
     derived["reproduce"]["tier"] = tier
     return derived
 
