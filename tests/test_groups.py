@@ -114,6 +114,10 @@ def test_miniature_keeps_every_run_and_figure_at_two_steps():
     assert {s["steps"] for s in tiny_specs} == {2}
     assert {s["hidden"] for s in tiny_specs} == {1, 8}
     assert paper["train"]["steps"] == 20000  # not mutated
+    rehearsal = configuration.expand(configuration.miniature(paper, steps=40))
+    assert {(s["steps"], s["eval_every"], s["checkpoint_every"]) for s in rehearsal} == {(40, 10, 10)}
+    with pytest.raises(configuration.ConfigError, match="miniature steps: 0 must be a positive"):
+        configuration.miniature(paper, steps=0)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -71,9 +72,13 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run([*prefix, str(SCRIPTS / "down.sh"), str(run_dir)], timeout=120)
 
 
-def _snakemake(workdir: Path, *args: str) -> str:
+def _snakemake_command(configfile: str, *args: str) -> list[str]:
     cmd = ["timeout", "-s", "KILL", str(TIMEOUT_S), str(VENV_BIN / "snakemake")]
-    return _run([*cmd, "--configfile", "config/smoke.yaml", "--cores", "2", *args, *TARGETS], cwd=workdir)
+    return [*cmd, "--configfile", configfile, "--cores", "2", *args]
+
+
+def _snakemake(workdir: Path, *args: str) -> str:
+    return _run([*_snakemake_command("config/smoke.yaml", *args), *TARGETS], cwd=workdir)
 
 
 def _submitted_jobs(log: str) -> collections.Counter:
@@ -111,5 +116,75 @@ def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
                    if s["experiment"] == "scalar"]  # fmt: skip
     assert len(metrics) == len(scalar_runs)
     for path in sorted((cluster / "results").rglob("*.parquet")):
+        relative = path.relative_to(cluster)
+        pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(local / relative), check_exact=True)
+
+
+# The recipe of docs/scaling-out.md ("A reproduction's paper budget"), at a tiny budget: section 4.1.1's paper tier
+# (10 runs, one stacked job, trained on lengths 50-200, tested at lengths up to 5000), 400 steps a run.
+REHEARSAL = [
+    ["rnngrad", "tier", "config/reproduce/pascanu2013_s411.yaml", "paper", "--out", "results/tiers/paper.yaml"],
+    ["rnngrad", "miniature", "results/tiers/paper.yaml", "--steps", "400", "--out", "results/tiers/rehearsal.yaml"],
+]
+REHEARSAL_NAME = "reproduce-pascanu2013_s411-paper-tiny"
+
+
+def _prepare_rehearsal(workdir: Path) -> Path:
+    copy_workflow(workdir)
+    for command in REHEARSAL:
+        _run([str(VENV_BIN / "python"), "-m", "rnngrad", *command[1:]], cwd=workdir)
+    return workdir
+
+
+def _stop_training_after_its_first_checkpoint(workdir: Path, process: subprocess.Popen) -> str:
+    """What a time limit does (the profile's --signal=TERM@120): SIGTERM to the running training job's steps, sent
+    once a checkpoint exists; returns the SLURM job id signalled."""
+    runs = workdir / "results" / REHEARSAL_NAME / "runs"
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(runs.rglob("checkpoint.pt")):
+            running = _run(["squeue", "--noheader", "--states=RUNNING", "--format=%i|%k"]).splitlines()
+            train = [line.split("|")[0] for line in running if line.split("|")[1].startswith("rule_train")]
+            if train:
+                _run(["scancel", "--signal=TERM", train[0]])
+                return train[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no training job was running with a checkpoint (snakemake exited {process.poll()})")
+
+
+def test_a_paper_tier_rehearsed_on_slurm_survives_a_time_limit_signal_and_ends_in_the_local_report(
+    slurm_cluster, tmp_path
+):
+    """The paper-budget recipe on the one-node cluster: its training job is signalled as at a time limit after its
+    first checkpoint, fails, is resubmitted by the profile's retries, resumes, and the report, verdicts and tables
+    equal those of an uninterrupted local run."""
+    cluster = _prepare_rehearsal(tmp_path / "cluster")
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = _snakemake_command("results/tiers/rehearsal.yaml", "--profile", "workflow/profiles/slurm", *SLURM_FLAGS)
+    with subprocess.Popen(
+        command, cwd=cluster, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        signalled = _stop_training_after_its_first_checkpoint(cluster, process)
+        log = process.communicate()[0]
+    assert process.returncode == 0, log[-6000:]
+
+    run_id = re.search(r"SLURM run ID: (\S+)", log)[1]
+    squeue = _run(["squeue", "--states=all", "--noheader", "--name", run_id, "--format=%i|%T|%k"]).splitlines()
+    train_jobs = {
+        job: state for job, state, comment in (line.split("|") for line in squeue) if comment.startswith("rule_train")
+    }
+    assert train_jobs.pop(signalled) == "FAILED" and set(train_jobs.values()) == {"COMPLETED"}, squeue
+    train_log = (cluster / "logs" / REHEARSAL_NAME / "train" / "s411" / "packed" / "g0.log").read_text()
+    resumed = {int(step) for step in re.findall(r"resumed at step (\d+) from checkpoint.pt", train_log)}
+    assert len(resumed) == 1 and 100 <= resumed.pop() < 400, train_log[-3000:]
+
+    local = _prepare_rehearsal(tmp_path / "local")
+    _run(_snakemake_command("results/tiers/rehearsal.yaml"), cwd=local)
+    figures = Path("figures") / REHEARSAL_NAME
+    for name in ("reproduction.md", "verdicts.json"):
+        assert (cluster / figures / name).read_text() == (local / figures / name).read_text()
+    tables = sorted((cluster / "results" / REHEARSAL_NAME).rglob("*.parquet"))
+    assert tables and _files(cluster / "results") == _files(local / "results")
+    for path in tables:
         relative = path.relative_to(cluster)
         pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(local / relative), check_exact=True)

@@ -110,7 +110,7 @@ def write_derived_config(config: dict, out: str) -> None:
 
 
 def cmd_miniature(args) -> None:
-    write_derived_config(configuration.miniature(configuration.load(args.config)), args.out)
+    write_derived_config(configuration.miniature(configuration.load(args.config), args.steps), args.out)
 
 
 def cmd_reproduce(args) -> None:
@@ -224,6 +224,9 @@ def parser() -> argparse.ArgumentParser:
     mini = stages.add_parser("miniature", help="the same grid at tiny sizes (2 steps), to run it end to end first")
     mini.add_argument("config")
     mini.add_argument("--out", required=True, help="the tiny config's YAML path")
+    mini.add_argument(
+        "--steps", type=int, default=2, help="steps a run (default 2); more to rehearse a stop between checkpoints"
+    )
     mini.set_defaults(func=cmd_miniature)
 
     rep = stages.add_parser("reproduce", help="score published claims against experiment tables: the verdict table")

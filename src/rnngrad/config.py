@@ -432,20 +432,28 @@ def tier_config(config: dict, tier: str) -> dict:
     return derived
 
 
-def miniature(config: dict) -> dict:
+def miniature(config: dict, steps: int = 2) -> dict:
     """The same grid (every experiment, every run and group, every figure) at tiny sizes, under its own output
     root ``{name}-tiny``: a check that a big grid runs end to end through every rule before it is submitted.
     One-unit experiments keep hidden = 1; cells are packed into jobs of up to 390 runs (``groups.pack_cells``),
-    so that process start-up does not dominate the check."""
+    so that process start-up does not dominate the check. ``steps`` above 2 makes each run long enough to be
+    stopped between checkpoints (a cluster rehearsal): it evaluates and checkpoints every ``steps // 4`` steps."""
+    if steps < 1:
+        raise ConfigError(f"miniature steps: {steps} must be a positive number of training steps")
+    train = MINIATURE["train"] | {
+        "steps": steps,
+        "eval_every": max(1, steps // 4),
+        "checkpoint_every": max(1, steps // 4),
+    }
     tiny = copy.deepcopy(config)
     tiny["name"] = f"{config['name']}-tiny"
     tiny["data"].update(MINIATURE["data"])
-    tiny["train"].update(MINIATURE["train"])
+    tiny["train"].update(train)
     tiny["logging"].update(MINIATURE["logging"])
     tiny["groups"].update(MINIATURE["groups"])
     for experiment in tiny["experiments"].values():
         overrides = experiment.get("train", {})
-        for key in set(overrides) & set(MINIATURE["train"]):
-            overrides[key] = 1 if key == "hidden" and overrides[key] == 1 else MINIATURE["train"][key]
+        for key in set(overrides) & set(train):
+            overrides[key] = 1 if key == "hidden" and overrides[key] == 1 else train[key]
         experiment.pop("logging", None)
     return tiny
