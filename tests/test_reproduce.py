@@ -304,6 +304,9 @@ def test_equivalence_needs_the_whole_interval_within_the_margin():
     assert decide(rule, few) == NOT_AT_BUDGET  # equal shares, but 5 a side cannot show they are close
     apart = runs_table({(1.0, 50): [True] * 30, (None, 50): [False] * 30}, FULL)
     assert decide(rule, apart) == CONTRADICTED
+    untrained = runs_table({(1.0, 50): [False] * 30, (None, 50): [False] * 30}, REDUCED)
+    assert decide(rule, untrained) == NOT_AT_BUDGET  # 0 of 30 against 0 of 30: neither arm has learned yet
+    assert decide(rule, runs_table({(1.0, 50): [False] * 30, (None, 50): [False] * 30}, FULL)) == REPRODUCED
 
 
 def test_an_unknown_paper_budget_never_counts_as_full():

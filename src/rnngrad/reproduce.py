@@ -12,7 +12,8 @@ Verdicts (each report row writes out the rule that decided it):
 - the interval lies wholly on the claim's side -> reproduced, except a claim that something fails (``failure``):
   below the paper's budget an untrained model and one that cannot learn look alike, so it is reproduced only at the
   paper's budget or beside its positive control (``control``: a claim of the same report about a model that should
-  learn, same task and lengths, no more updates) that is itself reproduced;
+  learn, same task and lengths, no more updates) that is itself reproduced; likewise two shares found equivalent
+  when no run of either arm succeeded (two models that have not learned look alike below the paper's budget);
 - it lies wholly on the other side -> contradicted at the paper's budget; below it, contradicted only where more
   training cannot move the measure back (a share of runs that stop once solved can only rise); else not reproduced
   at this budget;
@@ -579,6 +580,13 @@ def judge(
     if where == "straddles":
         return Judged(NOT_AT_BUDGET, f"wanted: {want}; it straddles the bound, too few seeds or updates to decide")
     if where == "claim":
+        untrained = claim["rule"]["kind"] == "equivalent" and measured.counts and not any(k for k, _ in measured.counts)
+        if untrained and not spent.full:
+            return Judged(
+                NOT_AT_BUDGET,
+                f"{want}, but no run of either arm succeeded: below the paper's budget two models that have not "
+                "learned look alike",
+            )
         if not claim.get("failure") or spent.full:
             return Judged(REPRODUCED, f"reproduced: {want}")
         if control is None:
