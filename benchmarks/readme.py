@@ -271,7 +271,7 @@ def cost_tables(record: dict) -> list[str]:
 
 
 def eval_memory_table(record: dict) -> list[str]:
-    lines = [source(record) + f" Chunks hold at most {record['chunk_cells']:,} state cells.", "",
+    lines = [source(record) + f" A chunk: at most {record['chunk_cells']:,} state cells.", "",
              "| sequences x steps, H | forward | peak resident, GiB | wall, s |", "|---|---|---|---|"]  # fmt: skip
     for row in record["rows"]:
         forward = f"chunks of {row['chunk_sequences']:,} sequences" if row["chunked"] else "one"
