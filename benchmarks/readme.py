@@ -3,7 +3,8 @@ command that measured it.
 
     python benchmarks/readme.py [benchmarks/results] [--page docs/performance.md] [--check | --print]
 
-Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json, cells.json, compiled.json and cost.json
+Reads groups.json, train_step-*.json, plan.json, methods.json, fsync.json, cells.json, compiled.json, cost.json and
+eval_memory.json
 from the folder (those present), as the benchmarks write them with --out, and replaces, in the page, what lies between
 ``<!-- begin NAME.json ... -->`` and ``<!-- end NAME.json -->`` with NAME.json's tables; the prose around the blocks
 is the page's own. --check changes nothing and fails if a block differs; --print prints the blocks instead.
@@ -269,9 +270,20 @@ def cost_tables(record: dict) -> list[str]:
     return lines[:-1]
 
 
+def eval_memory_table(record: dict) -> list[str]:
+    lines = [source(record) + f" A chunk: at most {record['chunk_cells']:,} state cells.", "",
+             "| sequences x steps, H | forward | peak resident, GiB | wall, s |", "|---|---|---|---|"]  # fmt: skip
+    for row in record["rows"]:
+        forward = f"chunks of {row['chunk_sequences']:,} sequences" if row["chunked"] else "one"
+        lines.append(f"| {row['sequences']:,} x {row['length']:,}, {row['hidden']} | {forward} | "
+                     f"{row['peak_rss_gib']:.2f} | {row['seconds']:.0f} |")  # fmt: skip
+    return lines
+
+
 ROOT = Path(__file__).resolve().parents[1]
 RENDERERS = {"groups": groups_tables, "train_step": train_step_table, "plan": plan_line, "methods": methods_table,
-             "fsync": fsync_line, "cells": cells_table, "compiled": compiled_tables, "cost": cost_tables}  # fmt: skip
+             "fsync": fsync_line, "cells": cells_table, "compiled": compiled_tables, "cost": cost_tables,
+             "eval_memory": eval_memory_table}  # fmt: skip
 
 
 def blocks(folder: Path) -> dict[str, list[str]]:

@@ -39,7 +39,8 @@ def results(tmp_path_factory) -> Path:
 
 def test_every_benchmark_is_covered():
     assert BENCHMARKS == [
-        "cells.py", "compiled.py", "cost.py", "fsync.py", "groups.py", "methods.py", "plan.py", "train_step.py"
+        "cells.py", "compiled.py", "cost.py", "eval_memory.py", "fsync.py", "groups.py", "methods.py", "plan.py",
+        "train_step.py",
     ]  # fmt: skip
 
 
@@ -54,6 +55,9 @@ def test_benchmark_writes_its_numbers_with_the_machine(results, name):
     assert machine["torch"].startswith("2.")
     if name == "plan.py":
         assert record["jobs"] > 0 and record["plan_s"] > 0
+    elif name == "eval_memory.py":  # one forward, then chunks of 4 sequences; both peaks measured
+        assert [(row["chunked"], row["chunk_sequences"]) for row in record["rows"]] == [(False, 32), (True, 4)]
+        assert all(row["peak_rss_gib"] > 0 and row["loss"] > 0 for row in record["rows"])
     elif name == "cells.py":  # every registered cell's step, and the LSTM as it was stepped before
         assert set(record["train_step_ratio_to_rnn"]) == {*MODELS, "lstm_stepped_before"}
         assert record["generic_over_explicit_log_ratio"] > 0

@@ -277,3 +277,32 @@ def test_a_mixed_test_set_and_an_extra_length_at_the_run_s_t_are_both_tabled(dat
     _, lengths = tables.read_run(tmp_path / "run", {"adding": 0.01})
     assert lengths[["length", "trained"]].values.tolist() == [[20, True], [20, False]]
     assert lengths.metric.tolist() == [metrics.query(f"split == '{s}'").metric.item() for s in ("test", "test_length")]
+
+
+def test_an_evaluation_too_large_for_one_forward_is_chunked_with_the_same_numbers(datasets, tmp_path, monkeypatch):  # noqa: F811
+    """At the paper's budget (10,000 sequences of 5,000 steps) one forward would hold 10 GB of states: above
+    EVAL_CHUNK_CELLS the sequences go through in chunks, and every test row agrees with the single forward's."""
+    from rnngrad import evaluation
+
+    spec = make_spec(
+        datasets,
+        task="adding",
+        T=5,
+        steps=8,
+        eval_every=4,
+        eval_lengths=[20],
+        eval_data=[datasets[("adding", 20, "test")]],
+    )
+    train(spec, tmp_path / "whole")
+    x = tasks.load(spec["test_data"])[0]
+    monkeypatch.setattr(evaluation, "EVAL_CHUNK_CELLS", 3 * x.shape[1] * spec["hidden"])  # 3 sequences a chunk
+    calls = []
+    model = torch.nn.Linear(x.shape[2], 2)
+    chunked = evaluation.outputs_in_chunks(lambda chunk: calls.append(len(chunk)) or model(chunk), x, spec["hidden"])
+    assert calls[:2] == [3, 3] and sum(calls) == len(x) and torch.allclose(chunked, model(x), rtol=0, atol=1e-6)
+    train(spec, tmp_path / "chunked")
+    whole, parts = (read_run(tmp_path / name)["metrics"].query("split != 'train'") for name in ("whole", "chunked"))
+    assert len(whole) == 4 and whole.split.tolist() == parts.split.tolist()
+    for column in ("loss", "metric"):
+        assert parts[column].tolist() == pytest.approx(whole[column].tolist(), rel=1e-6)
+    assert parts.seq_solved_frac.tolist() == whole.seq_solved_frac.tolist()

@@ -17,12 +17,28 @@ def row_extras(spec: dict, length: int, grad_norm: float = math.nan, clipped: bo
     return {"grad_norm": grad_norm, "clipped": clipped, "lr": spec["lr"], "length": length, "omega": omega}
 
 
+# Sequences x steps x hidden units of states that one evaluation forward holds at once (twice over: the list of
+# steps and their stack), 1 GiB a copy in float32: section 4.1.1's test at T = 5,000 on 10,000 sequences of 50
+# units would hold 10 GB a copy. Every committed set is at or below it (its long tier: 1,000 x 5,000 x 50).
+EVAL_CHUNK_CELLS = 2**28
+
+
+def outputs_in_chunks(model, x: torch.Tensor, hidden: int) -> torch.Tensor:
+    """The model's outputs on an evaluation set: one forward where its states fit :data:`EVAL_CHUNK_CELLS`, as
+    always; else chunks of sequences, whose outputs equal the whole set's up to BLAS rounding (sequences are
+    independent), so memory is bounded by the chunk and the outputs."""
+    per_sequence = x.shape[1] * hidden
+    if x.shape[0] * per_sequence <= EVAL_CHUNK_CELLS:
+        return model(x)
+    return torch.cat([model(chunk) for chunk in x.split(max(1, EVAL_CHUNK_CELLS // per_sequence))])
+
+
 def evaluate(run, data: tuple | None = None, split: str = "test", length: int | None = None) -> dict:
     """Loss and metrics of the run's model on the test set (or another evaluation set), recorded as a row of
     ``split``."""
     x, y, mask = run.test_set if data is None else data
     with torch.no_grad():
-        outputs = run.model(x)
+        outputs = outputs_in_chunks(run.model, x, run.spec["hidden"])
         loss = float(masked_loss(run.spec["task"], outputs, y, mask))
     scores = metrics(run.spec["task"], outputs, y, mask, run.spec["error_rule"])
     row = {"step": run.step, "split": split, "loss": loss, **scores}
