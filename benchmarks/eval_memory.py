@@ -16,6 +16,8 @@ import time
 
 from _machine import write
 
+from rnngrad import evaluation
+
 MEASURE = """
 import json, resource, sys, torch
 from rnngrad import evaluation, tasks
@@ -40,16 +42,14 @@ def measure(sequences: int, length: int, hidden: int, chunk_cells: int) -> dict:
     start = time.perf_counter()
     arguments = [str(value) for value in (sequences, length, hidden, chunk_cells)]
     done = subprocess.run([sys.executable, "-c", MEASURE, *arguments], capture_output=True, text=True, check=True)
-    chunked = sequences * length * hidden > chunk_cells
-    return {"sequences": sequences, "length": length, "hidden": hidden, "chunked": chunked,
-            "chunk_sequences": max(1, chunk_cells // (length * hidden)) if chunked else sequences,
+    size = evaluation.chunk_sequences(sequences, length, hidden, chunk_cells)
+    return {"sequences": sequences, "length": length, "hidden": hidden, "chunked": size < sequences,
+            "chunk_sequences": size,
             "seconds": round(time.perf_counter() - start, 1), **json.loads(done.stdout)}  # fmt: skip
 
 
 def main() -> None:
     import torch
-
-    from rnngrad.evaluation import EVAL_CHUNK_CELLS
 
     torch.set_num_threads(1)  # as in each measuring process (and a training job): the record says so
 
@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.sequences, args.length, args.whole_sequences = 64, 50, 32
-    cells = 4 * args.length * args.hidden if args.tiny else EVAL_CHUNK_CELLS
+    cells = 4 * args.length * args.hidden if args.tiny else evaluation.EVAL_CHUNK_CELLS
     rows = [
         measure(args.whole_sequences, args.length, args.hidden, args.whole_sequences * args.length * args.hidden),
         measure(args.sequences, args.length, args.hidden, cells),

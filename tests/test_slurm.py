@@ -47,10 +47,13 @@ def _root_prefix() -> list[str] | None:
     return None
 
 
+# the venv's bin first on PATH: the rules call `rnngrad`
+ENV = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
-    """Run cmd with the venv's bin first on PATH (the rules call `rnngrad`); fail with its output."""
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """Run cmd with :data:`ENV`; fail with its output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-6000:]}"
     return proc.stdout
 
@@ -123,8 +126,8 @@ def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
 # The recipe of docs/scaling-out.md ("A reproduction's paper budget"), at a tiny budget: section 4.1.1's paper tier
 # (10 runs, one stacked job, trained on lengths 50-200, tested at lengths up to 5000), 400 steps a run.
 REHEARSAL = [
-    ["rnngrad", "tier", "config/reproduce/pascanu2013_s411.yaml", "paper", "--out", "results/tiers/paper.yaml"],
-    ["rnngrad", "miniature", "results/tiers/paper.yaml", "--steps", "400", "--out", "results/tiers/rehearsal.yaml"],
+    ["tier", "config/reproduce/pascanu2013_s411.yaml", "paper", "--out", "results/tiers/paper.yaml"],
+    ["miniature", "results/tiers/paper.yaml", "--steps", "400", "--out", "results/tiers/rehearsal.yaml"],
 ]
 REHEARSAL_NAME = "reproduce-pascanu2013_s411-paper-tiny"
 
@@ -132,7 +135,7 @@ REHEARSAL_NAME = "reproduce-pascanu2013_s411-paper-tiny"
 def _prepare_rehearsal(workdir: Path) -> Path:
     copy_workflow(workdir)
     for command in REHEARSAL:
-        _run([str(VENV_BIN / "python"), "-m", "rnngrad", *command[1:]], cwd=workdir)
+        _run([str(VENV_BIN / "python"), "-m", "rnngrad", *command], cwd=workdir)
     return workdir
 
 
@@ -159,10 +162,9 @@ def test_a_paper_tier_rehearsed_on_slurm_survives_a_time_limit_signal_and_ends_i
     first checkpoint, fails, is resubmitted by the profile's retries, resumes, and the report, verdicts and tables
     equal those of an uninterrupted local run."""
     cluster = _prepare_rehearsal(tmp_path / "cluster")
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = _snakemake_command("results/tiers/rehearsal.yaml", "--profile", "workflow/profiles/slurm", *SLURM_FLAGS)
     with subprocess.Popen(
-        command, cwd=cluster, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=cluster, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
         signalled = _stop_training_after_its_first_checkpoint(cluster, process)
         log = process.communicate()[0]

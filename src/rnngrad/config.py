@@ -440,11 +440,8 @@ def miniature(config: dict, steps: int = 2) -> dict:
     stopped between checkpoints (a cluster rehearsal): it evaluates and checkpoints every ``steps // 4`` steps."""
     if steps < 1:
         raise ConfigError(f"miniature steps: {steps} must be a positive number of training steps")
-    train = MINIATURE["train"] | {
-        "steps": steps,
-        "eval_every": max(1, steps // 4),
-        "checkpoint_every": max(1, steps // 4),
-    }
+    every = max(1, steps // 4)
+    train = MINIATURE["train"] | {"steps": steps, "eval_every": every, "checkpoint_every": every}
     tiny = copy.deepcopy(config)
     tiny["name"] = f"{config['name']}-tiny"
     tiny["data"].update(MINIATURE["data"])

@@ -23,14 +23,19 @@ def row_extras(spec: dict, length: int, grad_norm: float = math.nan, clipped: bo
 EVAL_CHUNK_CELLS = 2**28
 
 
+def chunk_sequences(sequences: int, length: int, hidden: int, cells: int | None = None) -> int:
+    """How many sequences of an evaluation set go through one forward: all of them where their states fit ``cells``
+    (:data:`EVAL_CHUNK_CELLS`), else as many as fit (at least one)."""
+    cells = EVAL_CHUNK_CELLS if cells is None else cells
+    return sequences if sequences * length * hidden <= cells else max(1, cells // (length * hidden))
+
+
 def outputs_in_chunks(model, x: torch.Tensor, hidden: int) -> torch.Tensor:
-    """The model's outputs on an evaluation set: one forward where its states fit :data:`EVAL_CHUNK_CELLS`, as
-    always; else chunks of sequences, whose outputs equal the whole set's up to BLAS rounding (sequences are
+    """The model's outputs on an evaluation set: one forward where its states fit, as always; else chunks of
+    sequences (:func:`chunk_sequences`), whose outputs equal the whole set's up to BLAS rounding (sequences are
     independent), so memory is bounded by the chunk and the outputs."""
-    per_sequence = x.shape[1] * hidden
-    if x.shape[0] * per_sequence <= EVAL_CHUNK_CELLS:
-        return model(x)
-    return torch.cat([model(chunk) for chunk in x.split(max(1, EVAL_CHUNK_CELLS // per_sequence))])
+    size = chunk_sequences(x.shape[0], x.shape[1], hidden)
+    return model(x) if size == x.shape[0] else torch.cat([model(chunk) for chunk in x.split(size)])
 
 
 def evaluate(run, data: tuple | None = None, split: str = "test", length: int | None = None) -> dict:

@@ -124,8 +124,8 @@ class Run:
         self.test_set = self._on_device(tasks.load(spec["test_data"]))
         # extra test lengths, evaluated once at the end (length generalisation) and loaded one at a time then: at
         # the paper's budget, section 4.1.1's ten sets of 10,000 sequences hold 3 GB a run
-        self.length_sets = dict(zip(spec["eval_lengths"], spec["eval_data"], strict=True))
-        missing = [path for path in self.length_sets.values() if not Path(path).is_file()]
+        self.length_paths = dict(zip(spec["eval_lengths"], spec["eval_data"], strict=True))
+        missing = [path for path in self.length_paths.values() if not Path(path).is_file()]
         if missing:  # before training, not after it
             raise FileNotFoundError(f"{spec['run_id']}: eval_data file(s) missing: {missing}")
         self.baseline = float(read_json(Path(spec["test_data"]).with_suffix(".json"))["baseline_loss"])
@@ -284,7 +284,7 @@ class Run:
             final = {"loss": math.nan, "metric": math.nan, "metric_name": self.rows[-1]["metric_name"]}
             final["seq_solved_frac"] = math.nan
         else:
-            for length, path in self.length_sets.items():
+            for length, path in self.length_paths.items():
                 evaluate(self, self._on_device(tasks.load(path)), "test_length", length)
         save_model(self, "model_final.pt")
         write_tables(self)
